@@ -1,1 +1,24 @@
-export const VERSION = "0.1.0";
+/** rome-ts: locate and edit factual associations in GPT models. */
+export { initBackend, type BackendChoice } from './backend.js';
+export { setWasmOverrides, wasmOverridesEnabled } from './wasmKernels.js';
+export { hookNames, checkHookName, type HookContext, type HookFn, type HookSet } from './hooks.js';
+export { forward, logitLens, unembed, layerNorm, disposeKV, type ForwardOptions, type ForwardOutput, type KVCache } from './model/forward.js';
+export { GPT2Params, paramShapes, type ParamSnapshot } from './model/params.js';
+export { TensorHandle, type NestedNumbers } from './model/handle.js';
+export { type Patch, type PatchValue } from './model/patch.js';
+export {
+  GPT2Model,
+  type RunInput,
+  type RunOptions,
+  type RunResult,
+  type GenerateOptions,
+  type TargetScore,
+  type TopToken,
+} from './model/model.js';
+export { loadModel, modelFromWeights, type LoadModelOptions } from './loadModel.js';
+export { Tokenizer, type Encoding, type TokenRange } from './tokenizer/tokenizer.js';
+export { type GPT2Config, parseGPT2Config, toHFConfig } from './io/config.js';
+export { readCheckpoint, writeCheckpoint, type Checkpoint } from './io/checkpoint.js';
+export { readSafetensors, writeSafetensors } from './io/safetensors.js';
+export { CheckpointError } from './io/errors.js';
+export const VERSION = '0.1.0';

@@ -1,0 +1,48 @@
+/**
+ * Loading a GPT-2 family model from a local Hugging Face-layout directory or a hub id.
+ */
+import * as path from 'node:path';
+import { initBackend } from './backend.js';
+import { readCheckpoint } from './io/checkpoint.js';
+import type { GPT2Config } from './io/config.js';
+import { resolveModelSource, type ResolveModelOptions } from './io/hub.js';
+import { GPT2Model } from './model/model.js';
+import { GPT2Params } from './model/params.js';
+import { Tokenizer } from './tokenizer/tokenizer.js';
+
+/** Options of loadModel: hub download settings plus an optional tokenizer override. */
+export interface LoadModelOptions extends ResolveModelOptions {
+  /** Path of a tokenizer.json to use instead of the checkpoint's own. */
+  tokenizerPath?: string;
+}
+
+/**
+ * Loads a model from a directory holding config.json, model.safetensors (or a sharded index) and tokenizer.json,
+ * or from a hub id such as "gpt2" (downloaded once into the cache).
+ */
+export async function loadModel(source: string, opts: LoadModelOptions = {}): Promise<GPT2Model> {
+  await initBackend();
+  const dir = await resolveModelSource(source, opts);
+  const ckpt = await readCheckpoint(dir);
+  const tokPath = opts.tokenizerPath ?? ckpt.tokenizerPath;
+  const tokenizer = tokPath ? await Tokenizer.fromFile(tokPath) : null;
+  if (tokenizer && tokenizer.vocabSize > ckpt.config.vocabSize) {
+    throw new Error(
+      `${tokPath}: tokenizer has ${tokenizer.vocabSize} tokens but the model's vocab_size is ${ckpt.config.vocabSize}`,
+    );
+  }
+  const params = new GPT2Params(ckpt.config, ckpt.weights);
+  ckpt.weights.clear();
+  return new GPT2Model(path.basename(path.resolve(dir)) || source, params, tokenizer);
+}
+
+/** Builds a model from in-memory weights (canonical HF names without `transformer.`). */
+export async function modelFromWeights(
+  name: string,
+  config: GPT2Config,
+  weights: ReadonlyMap<string, { shape: readonly number[]; data: Float32Array }>,
+  tokenizer: Tokenizer | null = null,
+): Promise<GPT2Model> {
+  await initBackend();
+  return new GPT2Model(name, new GPT2Params(config, weights), tokenizer);
+}
