@@ -54,7 +54,9 @@ export class GPT2Params {
       if (w.shape.length !== shape.length || w.shape.some((s, i) => s !== shape[i])) {
         throw new Error(`parameter "${name}" has shape [${w.shape}], expected [${shape}]`);
       }
-      this.vars.set(name, tf.variable(tf.tensor(w.data, shape, 'float32'), true, `rome_ts/${name}/${uid()}`));
+      const init = tf.tensor(w.data, shape, 'float32');
+      this.vars.set(name, tf.variable(init, true, `rome_ts/${name}/${uid()}`));
+      init.dispose();
     }
   }
 
