@@ -1,0 +1,210 @@
+/**
+ * Training data: text → one token stream (documents joined by EOS) → windows of T+1 tokens (T inputs, T shifted
+ * targets) → batches in a seeded shuffled order per epoch, resumable from a small cursor.
+ *
+ * The tokenised stream is cached as a raw little-endian Int32 file keyed by sha256(text, tokenizer key), since
+ * tokenising a few MB with a JS BPE takes minutes on a slow CPU and every restart would repeat it.
+ */
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { sha256 } from '../data/hash.js';
+import { createRng, mixSeed } from '../rng.js';
+
+/** The part of a tokenizer the data pipeline needs (lib/tokenizer's Tokenizer satisfies it). */
+export interface TokenizerLike {
+  encode(text: string): { ids: number[] };
+  eosId: number | null;
+}
+
+/** How a text file is cut into documents before EOS tokens are put between them. */
+export type DocumentSplit = 'blank-line' | 'line' | 'none';
+
+/** Splits text into non-empty documents. */
+export function splitDocuments(text: string, split: DocumentSplit): string[] {
+  const parts = split === 'none' ? [text] : split === 'line' ? text.split(/\r?\n/) : text.split(/\r?\n[ \t]*\r?\n/);
+  return parts.map((p) => p.trim()).filter((p) => p.length > 0);
+}
+
+/** Options for tokenizeText / tokenizeFile. */
+export interface TokenizeOptions {
+  split?: DocumentSplit;
+  /** Directory for the Int32 cache (e.g. build/token-cache); no caching when absent. */
+  cacheDir?: string;
+  /**
+   * Identifies the tokenizer in the cache key (e.g. sha256 of tokenizer.json). Required for caching; without it
+   * nothing is cached, since two tokenizers would otherwise share entries.
+   */
+  tokenizerKey?: string;
+  /** Called every ~2 s while tokenising: documents done / total. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Token stream of `text`: EOS, doc₁, EOS, doc₂, …, EOS (no separator when the tokenizer has no EOS). */
+export async function tokenizeText(text: string, tok: TokenizerLike, opts: TokenizeOptions = {}): Promise<Int32Array> {
+  const split = opts.split ?? 'blank-line';
+  const key =
+    opts.cacheDir && opts.tokenizerKey ? sha256(`${sha256(text)}\n${opts.tokenizerKey}\n${split}\n${tok.eosId}`) : null;
+  const cacheFile = key && opts.cacheDir ? path.join(opts.cacheDir, `${key}.i32`) : null;
+  if (cacheFile) {
+    const cached = await readInt32File(cacheFile).catch(() => null);
+    if (cached) return cached;
+  }
+  const docs = splitDocuments(text, split);
+  const chunks: number[][] = [];
+  let total = 0;
+  let last = Date.now();
+  const eos = tok.eosId;
+  for (let i = 0; i < docs.length; i++) {
+    const ids = tok.encode(docs[i]!).ids;
+    chunks.push(ids);
+    total += ids.length + (eos === null ? 0 : 1);
+    if (opts.onProgress && Date.now() - last > 2000) {
+      last = Date.now();
+      opts.onProgress(i + 1, docs.length);
+    }
+  }
+  const out = new Int32Array(total + (eos === null ? 0 : 1));
+  let o = 0;
+  if (eos !== null) out[o++] = eos;
+  for (const ids of chunks) {
+    out.set(ids, o);
+    o += ids.length;
+    if (eos !== null) out[o++] = eos;
+  }
+  if (cacheFile) await writeInt32File(cacheFile, out);
+  return out;
+}
+
+/** tokenizeText on a UTF-8 file. */
+export async function tokenizeFile(file: string, tok: TokenizerLike, opts: TokenizeOptions = {}): Promise<Int32Array> {
+  return tokenizeText(await fsp.readFile(file, 'utf8'), tok, opts);
+}
+
+/** Reads a raw little-endian Int32 file. */
+export async function readInt32File(file: string): Promise<Int32Array> {
+  const buf = await fsp.readFile(file);
+  if (buf.byteLength % 4 !== 0) throw new Error(`${file}: size ${buf.byteLength} is not a multiple of 4`);
+  const out = new Int32Array(buf.byteLength / 4);
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  for (let i = 0; i < out.length; i++) out[i] = dv.getInt32(i * 4, true);
+  return out;
+}
+
+/** Writes a raw little-endian Int32 file atomically (temp + rename). */
+export async function writeInt32File(file: string, data: Int32Array): Promise<void> {
+  const buf = Buffer.alloc(data.length * 4);
+  for (let i = 0; i < data.length; i++) buf.writeInt32LE(data[i]!, i * 4);
+  await writeFileAtomic(file, buf);
+}
+
+/** Writes a file via a temporary sibling and rename, so readers never see a partial file. */
+export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
+  await fsp.mkdir(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    await fsp.writeFile(tmp, data);
+    await fsp.rename(tmp, file);
+  } catch (e) {
+    await fsp.rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** Where a WindowSampler is in its stream of batches (stored in checkpoints). */
+export interface SamplerCursor {
+  epoch: number;
+  /** Next window index into this epoch's order. */
+  index: number;
+}
+
+/** One batch: row-major [B, T] inputs and next-token targets. */
+export interface Batch {
+  inputs: Int32Array;
+  targets: Int32Array;
+  batch: number;
+  seqLen: number;
+}
+
+/**
+ * Cuts a token stream into windows of T+1 tokens and serves them in a shuffled order per epoch.
+ *
+ * Each epoch starts the windows at a random offset in [0, T) (so a fact is not always cut at the same place)
+ * and visits them in a random order; both come from a stream seeded by (seed, epoch), so the cursor alone
+ * resumes the exact sequence.
+ */
+export class WindowSampler {
+  readonly tokens: Int32Array;
+  readonly seqLen: number;
+  readonly seed: number;
+  private epoch = -1;
+  private order: number[] = [];
+  private offset = 0;
+  private index = 0;
+
+  constructor(tokens: Int32Array, seqLen: number, seed: number, cursor?: SamplerCursor) {
+    if (!Number.isInteger(seqLen) || seqLen < 1) throw new Error(`WindowSampler: seqLen must be a positive integer, got ${seqLen}`);
+    if (tokens.length < 2 * seqLen + 1) {
+      throw new Error(`WindowSampler: ${tokens.length} tokens are too few for windows of ${seqLen} (need ≥ ${2 * seqLen + 1})`);
+    }
+    this.tokens = tokens;
+    this.seqLen = seqLen;
+    this.seed = seed;
+    const c = cursor ?? { epoch: 0, index: 0 };
+    this.startEpoch(c.epoch);
+    if (c.index < 0 || c.index > this.order.length) throw new Error(`WindowSampler: cursor index ${c.index} out of range`);
+    this.index = c.index;
+  }
+
+  /** Windows per epoch (depends slightly on the epoch's offset). */
+  get windowsPerEpoch(): number {
+    return this.order.length;
+  }
+
+  /** The position of the next window. */
+  cursor(): SamplerCursor {
+    return { epoch: this.epoch, index: this.index };
+  }
+
+  private startEpoch(epoch: number): void {
+    const rng = createRng(mixSeed(this.seed, epoch));
+    const T = this.seqLen;
+    this.offset = rng.int(T);
+    const n = Math.floor((this.tokens.length - 1 - this.offset) / T);
+    this.order = rng.shuffle(Array.from({ length: n }, (_, i) => i));
+    this.epoch = epoch;
+    this.index = 0;
+  }
+
+  /** The next `B` windows (crossing into the next epoch when this one runs out). */
+  next(B: number): Batch {
+    const T = this.seqLen;
+    const inputs = new Int32Array(B * T);
+    const targets = new Int32Array(B * T);
+    for (let b = 0; b < B; b++) {
+      if (this.index >= this.order.length) this.startEpoch(this.epoch + 1);
+      const start = this.offset + (this.order[this.index++] as number) * T;
+      inputs.set(this.tokens.subarray(start, start + T), b * T);
+      targets.set(this.tokens.subarray(start + 1, start + T + 1), b * T);
+    }
+    return { inputs, targets, batch: B, seqLen: T };
+  }
+}
+
+/** Consecutive non-overlapping windows of a held-out stream, for a fixed validation set (at most `maxWindows`). */
+export function evalWindows(tokens: Int32Array, seqLen: number, maxWindows: number, batch: number): Batch[] {
+  const n = Math.min(maxWindows, Math.floor((tokens.length - 1) / seqLen));
+  const out: Batch[] = [];
+  for (let w0 = 0; w0 < n; w0 += batch) {
+    const B = Math.min(batch, n - w0);
+    const inputs = new Int32Array(B * seqLen);
+    const targets = new Int32Array(B * seqLen);
+    for (let b = 0; b < B; b++) {
+      const s = (w0 + b) * seqLen;
+      inputs.set(tokens.subarray(s, s + seqLen), b * seqLen);
+      targets.set(tokens.subarray(s + 1, s + seqLen + 1), b * seqLen);
+    }
+    out.push({ inputs, targets, batch: B, seqLen });
+  }
+  return out;
+}

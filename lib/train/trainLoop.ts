@@ -1,0 +1,484 @@
+/**
+ * The training loop: AdamW on next-token cross-entropy over a packed token stream, with periodic evaluation,
+ * atomic resumable checkpoints, a progress line on stderr and a JSON log.
+ *
+ * Resume contract: a run restarted with the same outDir continues from `outDir/checkpoint.safetensors`
+ * (parameters, Adam moments, step, data cursor, log) and ends with the same parameters, bit for bit, as a run
+ * that was never interrupted. Nothing in a step is random except the data order, and that is a function of
+ * (seed, epoch, index), so the sampler cursor is the whole random state.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { sha256 } from '../data/hash.js';
+import type { GPT2Config } from '../io/config.js';
+import { readSafetensors, writeSafetensors, type SafetensorsWriteTensor } from '../io/safetensors.js';
+import { forward } from '../model/forward.js';
+import { GPT2Params } from '../model/params.js';
+import { countParams, initWeights } from './init.js';
+import { AdamW, lrAt, type AdamWState } from './optimizer.js';
+import { WindowSampler, writeFileAtomic, type Batch, type SamplerCursor } from './data.js';
+
+/** Metrics returned by an evaluator (e.g. { validLoss: 3.2, factAccTrained: 0.8 }). */
+export type Metrics = Record<string, number>;
+
+/** Called every evalEvery steps with the live parameters (read them, do not dispose or change them). */
+export type Evaluator = (params: GPT2Params, step: number) => Metrics | Promise<Metrics>;
+
+/** Options of a training run. */
+export interface TrainOptions {
+  config: GPT2Config;
+  /** Training token stream (documents already joined by EOS). */
+  tokens: Int32Array;
+  /** Total optimizer steps (the upper bound when timeBudgetMinutes is set). */
+  steps: number;
+  /**
+   * Choose the number of steps so that this run (evaluations and checkpoints included) ends within this many
+   * minutes of its start: after `calibrationSteps`, steps = min(steps, what the measured pace allows, minus a
+   * margin for the final evaluation and save). The chosen number is stored in checkpoints, so a resumed run keeps it.
+   */
+  timeBudgetMinutes?: number;
+  /** Steps timed before the budget fixes the total; default min(20, warmup) but at least 5. */
+  calibrationSteps?: number;
+  /** Sequences per step. */
+  batch: number;
+  /** Tokens per sequence (≤ config.nPositions). */
+  seqLen: number;
+  /** Peak learning rate. */
+  lr: number;
+  /** Linear warm-up steps. Default min(100, steps/10). */
+  warmup?: number;
+  /** Learning-rate floor reached at the last step (cosine). Default lr/10. */
+  minLr?: number;
+  /** Decoupled weight decay for rank ≥ 2 parameters. Default 0.1. */
+  weightDecay?: number;
+  /** Global gradient-norm clip; 0 disables. Default 1. */
+  clip?: number;
+  beta1?: number;
+  beta2?: number;
+  /** Seed of the initialisation (seed) and of the data order (seed + 1). */
+  seed: number;
+  /** Evaluate every N steps (and at the start and end); 0 disables periodic evaluation. */
+  evalEvery?: number;
+  /** Checkpoint every N steps (and always at the end); 0: only at the end. */
+  ckptEvery?: number;
+  /** Directory for checkpoint.safetensors and training-log.json. */
+  outDir: string;
+  evaluate?: Evaluator;
+  /** Continue from outDir's checkpoint when there is one (default true). */
+  resume?: boolean;
+  /** Stop (and checkpoint) after this many minutes of this process's run time. */
+  maxMinutes?: number;
+  /** Polled between steps; returning true stops the run early (and checkpoints), e.g. on SIGINT. */
+  shouldStop?: () => boolean;
+  /** Seconds between progress lines (default 10; 0 prints every step). */
+  progressSeconds?: number;
+  /** Where progress lines go (default stderr). */
+  log?: (line: string) => void;
+  /** Free-form fields copied into the JSON log (e.g. corpus and tokenizer hashes). */
+  meta?: Record<string, unknown>;
+}
+
+/** One logged training step. */
+export interface StepRecord {
+  step: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  /** Seconds the step took (forward, backward, update). */
+  seconds: number;
+}
+
+/** The JSON log of a run (written to outDir/training-log.json and kept inside the checkpoint). */
+export interface TrainLog {
+  config: GPT2Config;
+  options: Record<string, unknown>;
+  meta: Record<string, unknown>;
+  params: { total: number; nonEmbedding: number };
+  tokensInCorpus: number;
+  tokensPerStep: number;
+  steps: StepRecord[];
+  evals: Array<{ step: number; seconds: number } & Metrics>;
+  /** One entry per process that worked on the run. */
+  sessions: Array<{ startStep: number; endStep: number; startedAt: string; seconds: number; stopReason: string }>;
+  timing: {
+    trainSeconds: number;
+    evalSeconds: number;
+    checkpointSeconds: number;
+    tokensPerSecond: number;
+    /** 6 · params · tokens/s / 1e9: the usual dense-transformer training FLOP estimate (attention excluded). */
+    effectiveGflops: number;
+  };
+  completedSteps: number;
+  finished: boolean;
+  stoppedEarly: boolean;
+  stopReason: string;
+}
+
+/** Result of train(): the trained parameters (caller disposes) and the log. */
+export interface TrainResult {
+  params: GPT2Params;
+  log: TrainLog;
+  /** Step the run resumed from (0 for a fresh run). */
+  resumedFrom: number;
+}
+
+/** File name of the resumable training state inside outDir. */
+export const TRAIN_CHECKPOINT = 'checkpoint.safetensors';
+/** File name of the JSON log inside outDir. */
+export const TRAIN_LOG = 'training-log.json';
+
+/**
+ * Mean next-token cross-entropy (nats) of a batch: logSoftmax(logits) · onehot(targets), averaged over B·T.
+ * Returns a scalar the caller disposes. Set params.training so the tied unembedding is differentiable.
+ */
+export function batchLoss(params: GPT2Params, batch: Batch): tf.Scalar {
+  return tf.tidy(() => {
+    const ids = tf.tensor2d(batch.inputs, [batch.batch, batch.seqLen], 'int32');
+    const logits = forward(params, ids, { logits: 'all' }).logits as tf.Tensor3D;
+    const V = logits.shape[2];
+    const flat = tf.reshape(logits, [-1, V]);
+    const logp = tf.logSoftmax(flat as tf.Tensor2D);
+    const onehot = tf.oneHot(tf.tensor1d(batch.targets, 'int32'), V);
+    return tf.div(tf.neg(tf.sum(tf.mul(logp, onehot))), batch.batch * batch.seqLen) as tf.Scalar;
+  });
+}
+
+/** Mean cross-entropy (nats per token) over fixed batches, without gradients. */
+export function meanLoss(params: GPT2Params, batches: readonly Batch[]): number {
+  let sum = 0;
+  let n = 0;
+  for (const b of batches) {
+    const l = batchLoss(params, b);
+    sum += (l.dataSync()[0] as number) * b.batch * b.seqLen;
+    n += b.batch * b.seqLen;
+    l.dispose();
+  }
+  return n === 0 ? NaN : sum / n;
+}
+
+interface SavedState {
+  format: 'rome-ts-train/1';
+  step: number;
+  cursor: SamplerCursor;
+  adamStep: number;
+  /** Total steps of the schedule (fixed by the time budget when there is one). */
+  scheduleSteps: number;
+  /** Whether the time budget has fixed scheduleSteps already. */
+  stepsFixed: boolean;
+  fingerprint: Record<string, unknown>;
+  log: TrainLog;
+}
+
+function fingerprint(o: TrainOptions): Record<string, unknown> {
+  return {
+    config: o.config,
+    batch: o.batch,
+    seqLen: o.seqLen,
+    seed: o.seed,
+    tokens: o.tokens.length,
+    tokensSha256: sha256(new Uint8Array(o.tokens.buffer, o.tokens.byteOffset, o.tokens.byteLength)),
+  };
+}
+
+async function saveState(
+  file: string,
+  params: GPT2Params,
+  opt: AdamW,
+  state: Omit<SavedState, 'format' | 'adamStep'>,
+): Promise<void> {
+  const tensors = new Map<string, SafetensorsWriteTensor>();
+  for (const [name, w] of params.toWeights()) tensors.set(`param/${name}`, w);
+  const s = opt.getState();
+  for (const [name, w] of s.m) tensors.set(`adam_m/${name}`, w);
+  for (const [name, w] of s.v) tensors.set(`adam_v/${name}`, w);
+  const saved: SavedState = { format: 'rome-ts-train/1', adamStep: s.step, ...state };
+  await writeSafetensors(file, tensors, { dtype: 'F32', metadata: { rome_ts_train: JSON.stringify(saved) } });
+}
+
+async function loadState(
+  file: string,
+): Promise<{ saved: SavedState; weights: Map<string, { shape: number[]; data: Float32Array }>; adam: AdamWState } | null> {
+  try {
+    await fsp.access(file);
+  } catch {
+    return null;
+  }
+  const f = await readSafetensors(file);
+  const raw = f.metadata['rome_ts_train'];
+  if (raw === undefined) throw new Error(`${file}: not a rome-ts training checkpoint (no rome_ts_train metadata)`);
+  const saved = JSON.parse(raw) as SavedState;
+  if (saved.format !== 'rome-ts-train/1') throw new Error(`${file}: unknown training checkpoint format ${String(saved.format)}`);
+  const weights = new Map<string, { shape: number[]; data: Float32Array }>();
+  const m = new Map<string, { shape: number[]; data: Float32Array }>();
+  const v = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const [name, t] of f.tensors) {
+    const [kind, rest] = [name.slice(0, name.indexOf('/')), name.slice(name.indexOf('/') + 1)];
+    const target = kind === 'param' ? weights : kind === 'adam_m' ? m : kind === 'adam_v' ? v : null;
+    if (!target) throw new Error(`${file}: unexpected tensor "${name}"`);
+    target.set(rest, { shape: t.shape, data: t.data });
+  }
+  return { saved, weights, adam: { step: saved.adamStep, m, v } };
+}
+
+function fmtDuration(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return '?';
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+function fmtMetrics(m: Metrics): string {
+  return Object.entries(m)
+    .map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`)
+    .join(', ');
+}
+
+/** Trains (or resumes training of) a GPT-2; see TrainOptions and the module comment. */
+export async function train(o: TrainOptions): Promise<TrainResult> {
+  const log = o.log ?? ((line: string) => void process.stderr.write(`${line}\n`));
+  for (const k of ['steps', 'batch', 'seqLen'] as const) {
+    if (!Number.isInteger(o[k]) || o[k] <= 0) throw new Error(`train: ${k} must be a positive integer, got ${o[k]}`);
+  }
+  if (o.seqLen > o.config.nPositions) throw new Error(`train: seqLen ${o.seqLen} exceeds n_positions ${o.config.nPositions}`);
+  const schedule: { lr: number; minLr: number; warmup: number; steps: number } = {
+    lr: o.lr,
+    minLr: o.minLr ?? o.lr / 10,
+    warmup: o.warmup ?? Math.min(100, Math.floor(o.steps / 10)),
+    steps: o.steps,
+  };
+  const evalEvery = o.evalEvery ?? 0;
+  const ckptEvery = o.ckptEvery ?? 0;
+  const weightDecay = o.weightDecay ?? 0.1;
+  const clip = o.clip ?? 1;
+  const counts = countParams(o.config);
+  const tokensPerStep = o.batch * o.seqLen;
+  const ckptFile = path.join(o.outDir, TRAIN_CHECKPOINT);
+  const logFile = path.join(o.outDir, TRAIN_LOG);
+  await fsp.mkdir(o.outDir, { recursive: true });
+  const fp = fingerprint(o);
+
+  const loaded = o.resume === false ? null : await loadState(ckptFile);
+  let params: GPT2Params;
+  let cursor: SamplerCursor | undefined;
+  let step = 0;
+  let runLog: TrainLog;
+  let stepsFixed = o.timeBudgetMinutes === undefined;
+  if (loaded) {
+    const want = JSON.stringify(fp);
+    const have = JSON.stringify(loaded.saved.fingerprint);
+    if (want !== have) {
+      throw new Error(
+        `train: ${ckptFile} belongs to a different run (config, batch, seqLen, seed or corpus differ); ` +
+          `use another outDir or delete the checkpoint.\n  checkpoint: ${have}\n  this run:   ${want}`,
+      );
+    }
+    params = new GPT2Params(o.config, loaded.weights);
+    step = loaded.saved.step;
+    cursor = loaded.saved.cursor;
+    if (o.timeBudgetMinutes !== undefined && loaded.saved.stepsFixed) {
+      schedule.steps = Math.min(o.steps, loaded.saved.scheduleSteps);
+      stepsFixed = true;
+    }
+    runLog = loaded.saved.log;
+    log(`train: resuming from ${ckptFile} at step ${step}/${schedule.steps}`);
+    const prev = loaded.saved.log.options;
+    const changed = ([...(o.timeBudgetMinutes === undefined ? (['steps'] as const) : []), 'lr', 'minLr', 'warmup', 'weightDecay', 'clip'] as const).filter((k) => {
+      const now = k === 'weightDecay' ? weightDecay : k === 'clip' ? clip : schedule[k];
+      return prev[k] !== undefined && prev[k] !== now;
+    });
+    if (changed.length > 0) {
+      log(`train: warning: ${changed.join(', ')} differ from the checkpoint's run; the result will not match an uninterrupted run`);
+    }
+  } else {
+    params = new GPT2Params(o.config, initWeights(o.config, o.seed));
+    runLog = {
+      config: o.config,
+      options: {},
+      meta: o.meta ?? {},
+      params: counts,
+      tokensInCorpus: o.tokens.length,
+      tokensPerStep,
+      steps: [],
+      evals: [],
+      sessions: [],
+      timing: { trainSeconds: 0, evalSeconds: 0, checkpointSeconds: 0, tokensPerSecond: 0, effectiveGflops: 0 },
+      completedSteps: 0,
+      finished: false,
+      stoppedEarly: false,
+      stopReason: '',
+    };
+  }
+  runLog.options = {
+    batch: o.batch,
+    seqLen: o.seqLen,
+    ...schedule,
+    weightDecay,
+    clip,
+    beta1: o.beta1 ?? 0.9,
+    beta2: o.beta2 ?? 0.95,
+    seed: o.seed,
+    evalEvery,
+    ckptEvery,
+    maxMinutes: o.maxMinutes ?? null,
+  };
+  params.training = true;
+  const names = params.names();
+  const opt = new AdamW(
+    names.map((name) => ({ name, variable: params.get(name) })),
+    { weightDecay, clipNorm: clip, beta1: o.beta1, beta2: o.beta2 },
+  );
+  if (loaded) opt.setState(loaded.adam);
+  const byVarName = new Map(names.map((n) => [params.get(n).name, n]));
+  const vars = params.variables();
+  const sampler = new WindowSampler(o.tokens, o.seqLen, o.seed + 1, cursor);
+
+  const session = {
+    startStep: step,
+    endStep: step,
+    startedAt: new Date().toISOString(),
+    seconds: 0,
+    stopReason: '',
+  };
+  runLog.sessions.push(session);
+  const t0 = Date.now();
+  const deadline = o.maxMinutes !== undefined && o.maxMinutes > 0 ? t0 + o.maxMinutes * 60_000 : Infinity;
+  let sessionTrainSeconds = 0;
+  let sessionSteps = 0;
+  let lastProgress = 0;
+  let emaLoss: number | null = null;
+  const sessionCkpts = { n: 0, seconds: 0 };
+
+  const writeLog = async (): Promise<void> => {
+    const tr = runLog.timing.trainSeconds;
+    runLog.timing.tokensPerSecond = tr > 0 ? (runLog.steps.length * tokensPerStep) / tr : 0;
+    runLog.timing.effectiveGflops = (6 * counts.total * runLog.timing.tokensPerSecond) / 1e9;
+    runLog.completedSteps = step;
+    session.endStep = step;
+    session.seconds = (Date.now() - t0) / 1000;
+    await writeFileAtomic(logFile, `${JSON.stringify(runLog, null, 1)}\n`);
+  };
+  const checkpoint = async (): Promise<void> => {
+    const c0 = Date.now();
+    await writeLog();
+    await saveState(ckptFile, params, opt, {
+      step,
+      cursor: sampler.cursor(),
+      fingerprint: fp,
+      log: runLog,
+      scheduleSteps: schedule.steps,
+      stepsFixed,
+    });
+    runLog.timing.checkpointSeconds += (Date.now() - c0) / 1000;
+    sessionCkpts.n += 1;
+    sessionCkpts.seconds += (Date.now() - c0) / 1000;
+  };
+  const evaluate = async (): Promise<void> => {
+    if (!o.evaluate) return;
+    if (runLog.evals.some((e) => e.step === step)) return;
+    const e0 = Date.now();
+    const metrics = await o.evaluate(params, step);
+    const seconds = (Date.now() - e0) / 1000;
+    runLog.timing.evalSeconds += seconds;
+    runLog.evals.push({ ...metrics, step, seconds });
+    log(`eval @ ${step}: ${fmtMetrics(metrics)} (${seconds.toFixed(1)}s)`);
+  };
+
+  const evalSecondsAtStart = runLog.timing.evalSeconds;
+  if (step === 0 && evalEvery > 0) await evaluate();
+  let stopReason = '';
+  try {
+    const calibration = o.calibrationSteps ?? Math.max(5, Math.min(20, schedule.warmup));
+    while (step < schedule.steps) {
+      if (Date.now() >= deadline) {
+        stopReason = `max-minutes (${o.maxMinutes}) reached`;
+        break;
+      }
+      if (o.shouldStop?.()) {
+        stopReason = 'stop requested';
+        break;
+      }
+      const s0 = performance.now();
+      const batch = sampler.next(o.batch);
+      const lr = lrAt(step, schedule);
+      const { value, grads } = tf.variableGrads(() => batchLoss(params, batch), vars);
+      const named = new Map<string, tf.Tensor>();
+      for (const [k, g] of Object.entries(grads)) named.set(byVarName.get(k) ?? k, g);
+      const loss = (value.dataSync()[0] as number);
+      if (!Number.isFinite(loss)) {
+        value.dispose();
+        tf.dispose(Object.values(grads));
+        throw new Error(`train: loss is ${loss} at step ${step}; not saving this state (last checkpoint is kept)`);
+      }
+      const { gradNorm } = opt.apply(named, lr);
+      value.dispose();
+      tf.dispose(Object.values(grads));
+      const seconds = (performance.now() - s0) / 1000;
+      step += 1;
+      sessionSteps += 1;
+      sessionTrainSeconds += seconds;
+      runLog.timing.trainSeconds += seconds;
+      runLog.steps.push({ step, loss, lr, gradNorm, seconds });
+      emaLoss = emaLoss === null ? loss : 0.95 * emaLoss + 0.05 * loss;
+
+      const now = Date.now();
+      if ((o.progressSeconds ?? 10) === 0 || now - lastProgress >= (o.progressSeconds ?? 10) * 1000 || step === schedule.steps) {
+        lastProgress = now;
+        const tps = (sessionSteps * tokensPerStep) / sessionTrainSeconds;
+        const secPerStep = (now - t0) / 1000 / sessionSteps;
+        log(
+          `step ${step}/${schedule.steps} loss ${loss.toFixed(4)} (avg ${emaLoss.toFixed(4)}) lr ${lr.toExponential(2)} ` +
+            `gnorm ${gradNorm.toFixed(2)} | ${tps.toFixed(0)} tok/s ${((6 * counts.total * tps) / 1e9).toFixed(2)} GFLOPS | ` +
+            `elapsed ${fmtDuration((now - t0) / 1000)} ETA ${fmtDuration(secPerStep * (schedule.steps - step))}`,
+        );
+      }
+      if (!stepsFixed && sessionSteps >= calibration) {
+        // Pace from this session: wall time per step, plus evaluations and checkpoints amortised over steps.
+        const wall = (Date.now() - t0) / 1000;
+        const evalSec = runLog.timing.evalSeconds - evalSecondsAtStart;
+        const perStep = (wall - evalSec - sessionCkpts.seconds) / sessionSteps;
+        const lastEval = runLog.evals.length > 0 ? runLog.evals[runLog.evals.length - 1]!.seconds : 0;
+        // Checkpoint cost: measured when one was written already, else ~1 s per 6M parameters (3 float32 copies).
+        const ckptCost = sessionCkpts.n > 0 ? sessionCkpts.seconds / sessionCkpts.n : Math.max(0.2, counts.total / 6e6);
+        const overhead = (evalEvery > 0 ? lastEval / evalEvery : 0) + (ckptEvery > 0 ? ckptCost / ckptEvery : 0);
+        const budget = o.timeBudgetMinutes! * 60;
+        // Margin for the final evaluation and save: a minute, or 5% of short budgets.
+        const left = budget - wall - Math.min(60, 0.05 * budget) - lastEval;
+        const more = Math.max(0, Math.floor(left / (perStep + overhead)));
+        schedule.steps = Math.max(step, Math.min(o.steps, step + more));
+        stepsFixed = true;
+        runLog.options['steps'] = schedule.steps;
+        log(
+          `train: time budget ${o.timeBudgetMinutes} min at ${perStep.toFixed(2)} s/step (+${overhead.toFixed(2)} s/step ` +
+            `evals and checkpoints): ${schedule.steps} steps in all`,
+        );
+      }
+      if (evalEvery > 0 && step % evalEvery === 0 && step < schedule.steps) await evaluate();
+      if (ckptEvery > 0 && step % ckptEvery === 0 && step < schedule.steps) await checkpoint();
+    }
+    if (step >= schedule.steps) {
+      await evaluate();
+      runLog.finished = true;
+      runLog.stoppedEarly = false;
+      stopReason = 'finished';
+    } else {
+      runLog.stoppedEarly = true;
+      log(`train: stopping early at step ${step}/${schedule.steps}: ${stopReason}`);
+    }
+    runLog.stopReason = stopReason;
+    session.stopReason = stopReason;
+    await checkpoint();
+  } catch (e) {
+    opt.dispose();
+    params.dispose();
+    throw e;
+  }
+  opt.dispose();
+  log(
+    `train: ${runLog.finished ? 'done' : 'stopped'} at step ${step}/${schedule.steps}; ` +
+      `${runLog.timing.tokensPerSecond.toFixed(0)} tok/s, ${runLog.timing.effectiveGflops.toFixed(2)} GFLOPS (this session ` +
+      `${sessionSteps} steps in ${fmtDuration(sessionTrainSeconds)})`,
+  );
+  return { params, log: runLog, resumedFrom: session.startStep };
+}

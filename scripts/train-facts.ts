@@ -1,0 +1,348 @@
+/**
+ * Trains rome-ts's bundled small GPT-2 on the fact corpus (scripts/build-corpus.ts) and exports it as a
+ * Hugging Face-style checkpoint directory.
+ *
+ *   npx tsx scripts/train-facts.ts [--name rome-facts] [--steps 1200] [--batch 8] [--seq 128] [--lr 1e-3]
+ *       [--min-lr 1e-4] [--warmup 100] [--wd 0.1] [--clip 1] [--seed 1] [--layers 6] [--d 256] [--heads 4]
+ *       [--positions 128] [--eval-every 100] [--ckpt-every 50] [--max-minutes M] [--time-budget M] [--eval-facts 200]
+ *       [--valid-windows 16] [--progress-seconds 30] [--corpus build/corpus] [--tokenizer build/tokenizer.json] [--work build/train/<name>]
+ *       [--out models/<name>] [--fresh]
+ *
+ * --time-budget M times the first steps and then fixes the number of steps (at most --steps) so that training,
+ * evaluations and the final save end within M minutes of the start of training; the cosine schedule then
+ * anneals fully. --max-minutes M is a hard stop that saves and exports what it has (recorded as stopped early).
+ *
+ * Restarting the same command resumes from build/train/<name>/checkpoint.safetensors (use --fresh to start
+ * over). Ctrl-C once stops after the current step and saves; twice exits at once. At the end (or on an early
+ * stop) it writes models/<name>/{config.json, model.safetensors (F16), tokenizer.json, training-log.json}.
+ */
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../lib/backend.js';
+import { sha256 } from '../lib/data/hash.js';
+import { writeCheckpoint } from '../lib/io/checkpoint.js';
+import { forward } from '../lib/model/forward.js';
+import type { GPT2Params } from '../lib/model/params.js';
+import { createRng } from '../lib/rng.js';
+import { Tokenizer } from '../lib/tokenizer/tokenizer.js';
+import { evalWindows, tokenizeFile, writeFileAtomic, type Batch } from '../lib/train/data.js';
+import { countParams, makeConfig } from '../lib/train/init.js';
+import { meanLoss, train, TRAIN_CHECKPOINT, type Metrics } from '../lib/train/trainLoop.js';
+
+interface Args {
+  name: string;
+  steps: number;
+  batch: number;
+  seq: number;
+  lr: number;
+  minLr: number | null;
+  warmup: number;
+  wd: number;
+  clip: number;
+  seed: number;
+  layers: number;
+  d: number;
+  heads: number;
+  positions: number;
+  evalEvery: number;
+  ckptEvery: number;
+  maxMinutes: number;
+  timeBudget: number;
+  evalFacts: number;
+  validWindows: number;
+  progressSeconds: number;
+  corpus: string;
+  tokenizer: string;
+  work: string | null;
+  out: string | null;
+  fresh: boolean;
+}
+
+const USAGE =
+  'usage: train-facts [--name rome-facts] [--steps N] [--batch B] [--seq T] [--lr X] [--min-lr X] [--warmup N] ' +
+  '[--wd X] [--clip X] [--seed N] [--layers N] [--d N] [--heads N] [--positions N] [--eval-every N] ' +
+  '[--ckpt-every N] [--max-minutes M] [--time-budget M] [--eval-facts N] [--valid-windows N] [--progress-seconds S] [--corpus DIR] [--tokenizer FILE] ' +
+  '[--work DIR] [--out DIR] [--fresh]';
+
+function usage(msg: string): never {
+  process.stderr.write(`${msg}\n${USAGE}\n`);
+  process.exit(2);
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = {
+    name: 'rome-facts',
+    steps: 1200,
+    batch: 8,
+    seq: 128,
+    lr: 1e-3,
+    minLr: null,
+    warmup: 100,
+    wd: 0.1,
+    clip: 1,
+    seed: 1,
+    layers: 6,
+    d: 256,
+    heads: 4,
+    positions: 128,
+    evalEvery: 100,
+    ckptEvery: 50,
+    maxMinutes: 0,
+    timeBudget: 0,
+    evalFacts: 200,
+    validWindows: 16,
+    progressSeconds: 30,
+    corpus: 'build/corpus',
+    tokenizer: 'build/tokenizer.json',
+    work: null,
+    out: null,
+    fresh: false,
+  };
+  const numeric: Record<string, keyof Args> = {
+    '--steps': 'steps',
+    '--batch': 'batch',
+    '--seq': 'seq',
+    '--lr': 'lr',
+    '--min-lr': 'minLr',
+    '--warmup': 'warmup',
+    '--wd': 'wd',
+    '--clip': 'clip',
+    '--seed': 'seed',
+    '--layers': 'layers',
+    '--d': 'd',
+    '--heads': 'heads',
+    '--positions': 'positions',
+    '--eval-every': 'evalEvery',
+    '--ckpt-every': 'ckptEvery',
+    '--max-minutes': 'maxMinutes',
+    '--time-budget': 'timeBudget',
+    '--eval-facts': 'evalFacts',
+    '--valid-windows': 'validWindows',
+    '--progress-seconds': 'progressSeconds',
+  };
+  const strings: Record<string, keyof Args> = {
+    '--name': 'name',
+    '--corpus': 'corpus',
+    '--tokenizer': 'tokenizer',
+    '--work': 'work',
+    '--out': 'out',
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i]!;
+    if (flag === '--help' || flag === '-h') usage('');
+    if (flag === '--fresh') {
+      a.fresh = true;
+      continue;
+    }
+    const v = argv[++i];
+    if (v === undefined) usage(`missing value for ${flag}`);
+    if (flag in numeric) {
+      const x = Number(v);
+      if (!Number.isFinite(x) || x < 0) usage(`bad number for ${flag}: ${v}`);
+      (a as unknown as Record<string, number>)[numeric[flag]!] = x;
+    } else if (flag in strings) {
+      (a as unknown as Record<string, string>)[strings[flag]!] = v;
+    } else {
+      usage(`unknown flag ${flag}`);
+    }
+  }
+  for (const k of ['steps', 'batch', 'seq', 'layers', 'd', 'heads', 'positions'] as const) {
+    if (!Number.isInteger(a[k]) || a[k] <= 0) usage(`--${k} must be a positive integer`);
+  }
+  if (!/^[\w.-]+$/.test(a.name)) usage(`--name must be a plain name, got "${a.name}"`);
+  return a;
+}
+
+/** The fields of build/corpus/facts.json this script reads. */
+interface FactRecord {
+  subject: string;
+  object: string;
+  trainedPrompts: string[];
+  heldOutPrompts: string[];
+  knownPrompt?: string;
+}
+
+interface PromptCase {
+  ids: number[];
+  target: number;
+}
+
+async function readFacts(file: string): Promise<FactRecord[]> {
+  const json = JSON.parse(await fsp.readFile(file, 'utf8')) as unknown;
+  const list = Array.isArray(json) ? json : (json as { facts?: unknown }).facts;
+  if (!Array.isArray(list)) throw new Error(`${file}: expected an array of facts or { facts: [...] }`);
+  return list.map((f: Partial<FactRecord>, i) => {
+    if (typeof f.subject !== 'string' || typeof f.object !== 'string' || !Array.isArray(f.trainedPrompts)) {
+      throw new Error(`${file}: fact ${i} lacks subject/object/trainedPrompts`);
+    }
+    return {
+      subject: f.subject,
+      object: f.object,
+      trainedPrompts: f.trainedPrompts,
+      heldOutPrompts: Array.isArray(f.heldOutPrompts) ? f.heldOutPrompts : [],
+      knownPrompt: typeof f.knownPrompt === 'string' ? f.knownPrompt : undefined,
+    };
+  });
+}
+
+/** Fixed prompt samples for greedy first-token accuracy: trained prompts, held-out templates, known_1000 prompts. */
+function factEvalSets(facts: FactRecord[], tok: Tokenizer, k: number, seed: number): Record<string, PromptCase[]> {
+  const rng = createRng(seed);
+  const mk = (prompt: string, object: string): PromptCase => ({
+    ids: tok.encode(prompt).ids,
+    target: tok.encode(` ${object}`).ids[0]!,
+  });
+  const sample = <T>(xs: T[]): T[] => rng.shuffle([...xs]).slice(0, k);
+  const trained = sample(facts).map((f) => mk(f.trainedPrompts[rng.int(f.trainedPrompts.length)]!, f.object));
+  const held = sample(facts.filter((f) => f.heldOutPrompts.length > 0)).map((f) =>
+    mk(f.heldOutPrompts[rng.int(f.heldOutPrompts.length)]!, f.object),
+  );
+  const known = sample(facts.filter((f) => f.knownPrompt !== undefined)).map((f) => mk(f.knownPrompt!, f.object));
+  return { trained, heldOut: held, known };
+}
+
+/** Share of prompts whose greedy next token is the first token of " " + object. Right-padded batches of 32. */
+function firstTokenAccuracy(params: GPT2Params, cases: PromptCase[], pad: number): number {
+  if (cases.length === 0) return NaN;
+  const sorted = [...cases].sort((a, b) => a.ids.length - b.ids.length);
+  let hits = 0;
+  for (let i = 0; i < sorted.length; i += 32) {
+    const chunk = sorted.slice(i, i + 32);
+    const T = Math.min(params.config.nPositions, Math.max(...chunk.map((c) => c.ids.length)));
+    const data = new Int32Array(chunk.length * T).fill(pad);
+    const last: number[] = [];
+    chunk.forEach((c, b) => {
+      const ids = c.ids.slice(-T);
+      data.set(ids, b * T);
+      last.push(ids.length - 1);
+    });
+    const pred = tf.tidy(() => {
+      const out = forward(params, tf.tensor2d(data, [chunk.length, T], 'int32'), { logits: last });
+      return tf.argMax(out.logits!, -1);
+    });
+    const p = pred.dataSync();
+    pred.dispose();
+    chunk.forEach((c, b) => {
+      if (p[b] === c.target) hits++;
+    });
+  }
+  return hits / cases.length;
+}
+
+async function main(): Promise<void> {
+  const a = parseArgs(process.argv.slice(2));
+  const work = a.work ?? path.join('build', 'train', a.name);
+  const out = a.out ?? path.join('models', a.name);
+  const backend = await initBackend();
+  const tokText = await fsp.readFile(a.tokenizer, 'utf8');
+  const tok = Tokenizer.fromJSON(JSON.parse(tokText) as object);
+  const tokenizerKey = sha256(tokText);
+  const cacheDir = path.join('build', 'token-cache');
+  const say = (s: string) => void process.stderr.write(`${s}\n`);
+
+  const t0 = Date.now();
+  const onProgress = (label: string) => (done: number, total: number) =>
+    say(`tokenising ${label}: ${done}/${total} documents (${((Date.now() - t0) / 1000).toFixed(0)}s)`);
+  const trainFile = path.join(a.corpus, 'train.txt');
+  const validFile = path.join(a.corpus, 'valid-general.txt');
+  // The corpus has one document per line (lib/data/factCorpus.ts).
+  const tokens = await tokenizeFile(trainFile, tok, { split: 'line', cacheDir, tokenizerKey, onProgress: onProgress('train') });
+  const validTokens = await tokenizeFile(validFile, tok, { split: 'line', cacheDir, tokenizerKey });
+  say(`corpus: ${tokens.length} training tokens, ${validTokens.length} validation tokens (${((Date.now() - t0) / 1000).toFixed(1)}s)`);
+
+  const facts = await readFacts(path.join(a.corpus, 'facts.json'));
+  const sets = factEvalSets(facts, tok, a.evalFacts, a.seed + 1000);
+  const validBatches: Batch[] = evalWindows(validTokens, a.seq, a.validWindows, a.batch);
+  const pad = tok.eosId ?? 0;
+
+  const config = makeConfig({
+    nLayer: a.layers,
+    nEmbd: a.d,
+    nHead: a.heads,
+    nPositions: a.positions,
+    vocabSize: tok.vocabSize,
+    bosTokenId: tok.eosId,
+    eosTokenId: tok.eosId,
+  });
+  const counts = countParams(config);
+  const tokensPerStep = a.batch * a.seq;
+  say(
+    `model: ${a.layers} layers, d=${a.d}, ${a.heads} heads, vocab ${config.vocabSize}, ${(counts.total / 1e6).toFixed(2)}M params; ` +
+      `${a.steps} steps × ${a.batch}×${a.seq} = ${((a.steps * tokensPerStep) / 1e6).toFixed(2)}M tokens ` +
+      `(${((a.steps * tokensPerStep) / tokens.length).toFixed(2)} epochs); backend ${backend}`,
+  );
+  if (a.fresh) await fsp.rm(path.join(work, TRAIN_CHECKPOINT), { force: true });
+
+  let stopRequested = false;
+  process.on('SIGINT', () => {
+    if (stopRequested) process.exit(130);
+    stopRequested = true;
+    say('\nSIGINT: stopping after this step and saving (Ctrl-C again to quit at once)');
+  });
+
+  const evaluate = (params: GPT2Params): Metrics => ({
+    validLoss: meanLoss(params, validBatches),
+    accTrained: firstTokenAccuracy(params, sets.trained!, pad),
+    accHeldOut: firstTokenAccuracy(params, sets.heldOut!, pad),
+    accKnown: firstTokenAccuracy(params, sets.known!, pad),
+  });
+
+  const result = await train({
+    config,
+    tokens,
+    steps: a.steps,
+    batch: a.batch,
+    seqLen: a.seq,
+    lr: a.lr,
+    minLr: a.minLr ?? a.lr / 10,
+    warmup: a.warmup,
+    weightDecay: a.wd,
+    clip: a.clip,
+    seed: a.seed,
+    evalEvery: a.evalEvery,
+    ckptEvery: a.ckptEvery,
+    outDir: work,
+    evaluate,
+    maxMinutes: a.maxMinutes > 0 ? a.maxMinutes : undefined,
+    timeBudgetMinutes: a.timeBudget > 0 ? a.timeBudget : undefined,
+    shouldStop: () => stopRequested,
+    progressSeconds: a.progressSeconds,
+    meta: {
+      command: `npx tsx scripts/train-facts.ts ${process.argv.slice(2).join(' ')}`.trim(),
+      backend,
+      tokenizerSha256: tokenizerKey,
+      trainTextFile: trainFile,
+      trainTokens: tokens.length,
+      validTokens: validTokens.length,
+      evalPrompts: { trained: sets.trained!.length, heldOut: sets.heldOut!.length, known: sets.known!.length },
+    },
+  });
+  const { params, log } = result;
+
+  const logText = `${JSON.stringify(log, null, 1)}\n`;
+  await writeCheckpoint(out, config, params.toWeights(), {
+    dtype: 'F16',
+    tokenizerJson: tokText,
+    extraFiles: { 'training-log.json': logText },
+    metadata: { rome_ts_steps: String(log.completedSteps), rome_ts_finished: String(log.finished) },
+  });
+  // Hugging Face writes n_inner: null for the default 4·d MLP; keep the exported config in that form.
+  const cfgFile = path.join(out, 'config.json');
+  const hf = JSON.parse(await fsp.readFile(cfgFile, 'utf8')) as Record<string, unknown>;
+  if (config.nInner === 4 * config.nEmbd) hf['n_inner'] = null;
+  await writeFileAtomic(cfgFile, `${JSON.stringify(hf, null, 2)}\n`);
+  params.dispose();
+
+  const last = log.evals[log.evals.length - 1];
+  say(
+    `wrote ${out} (${log.finished ? 'finished' : `STOPPED EARLY: ${log.stopReason}`}; ${log.completedSteps}/${String(log.options['steps'])} steps; ` +
+      `${log.timing.tokensPerSecond.toFixed(0)} tok/s, ${log.timing.effectiveGflops.toFixed(2)} GFLOPS)` +
+      (last ? `\nfinal eval: ${JSON.stringify(last)}` : ''),
+  );
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`train-facts: ${(e as Error).stack ?? String(e)}\n`);
+  process.exit(1);
+});

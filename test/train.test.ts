@@ -1,0 +1,389 @@
+import test from 'ava';
+import * as tf from '@tensorflow/tfjs-core';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { initBackend } from '../lib/backend.js';
+import { forward } from '../lib/model/forward.js';
+import type { GPT2Params } from '../lib/model/params.js';
+import { createRng } from '../lib/rng.js';
+import { tokenizeText, WindowSampler, evalWindows, type TokenizerLike } from '../lib/train/data.js';
+import { initWeights, makeConfig } from '../lib/train/init.js';
+import { AdamW, lrAt } from '../lib/train/optimizer.js';
+import { batchLoss, train, TRAIN_CHECKPOINT, type TrainOptions } from '../lib/train/trainLoop.js';
+
+test.before(async () => {
+  await initBackend({ quiet: true });
+});
+
+/** Word-level toy tokenizer: id 0 is EOS, then words in first-seen order. */
+class WordTokenizer implements TokenizerLike {
+  readonly eosId = 0;
+  readonly vocab = new Map<string, number>([['<eos>', 0]]);
+  calls = 0;
+  constructor(text: string) {
+    for (const w of text.split(/\s+/).filter(Boolean)) if (!this.vocab.has(w)) this.vocab.set(w, this.vocab.size);
+  }
+  encode(text: string): { ids: number[] } {
+    this.calls++;
+    return { ids: text.split(/\s+/).filter(Boolean).map((w) => this.vocab.get(w) ?? 0) };
+  }
+}
+
+const FACTS: Array<[string, string]> = [
+  ['Zorbia', 'Quell'],
+  ['Marnland', 'Tesk'],
+  ['Upravia', 'Dolm'],
+  ['Ostrel', 'Vinak'],
+  ['Kelmar', 'Brisso'],
+  ['Fandor', 'Quell'],
+];
+const FILLER = ['the cat sat on the mat', 'a dog ran in the park', 'birds fly over the hills', 'rain fell on the town'];
+const CORPUS = [...FACTS.map(([s, o]) => `the capital of ${s} is ${o} .`), ...FILLER].join('\n\n');
+
+function tinySetup(): { tok: WordTokenizer; tokens: Promise<Int32Array>; config: ReturnType<typeof makeConfig> } {
+  const tok = new WordTokenizer(CORPUS);
+  const config = makeConfig({ nLayer: 2, nEmbd: 32, nHead: 2, nPositions: 32, vocabSize: tok.vocab.size, eosTokenId: 0, bosTokenId: 0 });
+  return { tok, tokens: tokenizeText(CORPUS, tok), config };
+}
+
+function quiet(): (line: string) => void {
+  return () => {};
+}
+
+async function tempDir(): Promise<string> {
+  return mkdtemp(path.join(tmpdir(), 'rome-ts-train-'));
+}
+
+function allWeights(p: GPT2Params): Map<string, Float32Array> {
+  return new Map([...p.toWeights()].map(([k, v]) => [k, v.data]));
+}
+
+function sameBits(a: Map<string, Float32Array>, b: Map<string, Float32Array>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, x] of a) {
+    const y = b.get(k);
+    if (!y || y.length !== x.length) return false;
+    const xb = new Uint32Array(x.buffer, x.byteOffset, x.length);
+    const yb = new Uint32Array(y.buffer, y.byteOffset, y.length);
+    for (let i = 0; i < xb.length; i++) if (xb[i] !== yb[i]) return false;
+  }
+  return true;
+}
+
+test('rng: deterministic, resumable from state, sane moments', (t) => {
+  const a = createRng(42);
+  const b = createRng(42);
+  const xs = Array.from({ length: 5 }, () => a.next());
+  t.deepEqual(xs, Array.from({ length: 5 }, () => b.next()));
+  t.notDeepEqual(xs, Array.from({ length: 5 }, () => createRng(43).next()));
+  const s = a.state();
+  const cont = Array.from({ length: 10 }, () => a.normal());
+  const r = createRng(s);
+  t.deepEqual(Array.from({ length: 10 }, () => r.normal()), cont);
+  const g = createRng(7);
+  let m = 0;
+  let m2 = 0;
+  const n = 20000;
+  for (let i = 0; i < n; i++) {
+    const z = g.normal();
+    m += z;
+    m2 += z * z;
+  }
+  t.true(Math.abs(m / n) < 0.03);
+  t.true(Math.abs(m2 / n - 1) < 0.04);
+  const ints = new Set(Array.from({ length: 500 }, () => g.int(7)));
+  t.deepEqual([...ints].sort(), [0, 1, 2, 3, 4, 5, 6]);
+  const arr = g.shuffle([...Array(20).keys()]);
+  t.deepEqual([...arr].sort((x, y) => x - y), [...Array(20).keys()]);
+});
+
+test('init: GPT-2 statistics (std 0.02, residual projections scaled, LN 1/0)', (t) => {
+  const cfg = makeConfig({ nLayer: 4, nEmbd: 64, nHead: 4, nPositions: 64, vocabSize: 500 });
+  const w = initWeights(cfg, 1);
+  const std = (d: Float32Array) => {
+    let s = 0;
+    let s2 = 0;
+    for (const x of d) {
+      s += x;
+      s2 += x * x;
+    }
+    return Math.sqrt(s2 / d.length - (s / d.length) ** 2);
+  };
+  t.true(Math.abs(std(w.get('wte.weight')!.data) - 0.02) < 0.001);
+  t.true(Math.abs(std(w.get('h.1.mlp.c_fc.weight')!.data) - 0.02) < 0.001);
+  const want = 0.02 / Math.sqrt(8);
+  t.true(Math.abs(std(w.get('h.2.attn.c_proj.weight')!.data) - want) < 0.0005);
+  t.true(Math.abs(std(w.get('h.2.mlp.c_proj.weight')!.data) - want) < 0.0005);
+  t.true(w.get('h.0.ln_1.weight')!.data.every((x) => x === 1));
+  t.true(w.get('h.0.ln_1.bias')!.data.every((x) => x === 0));
+  t.true(w.get('h.3.attn.c_attn.bias')!.data.every((x) => x === 0));
+  t.true(w.get('ln_f.weight')!.data.every((x) => x === 1));
+  t.deepEqual(initWeights(cfg, 1).get('wpe.weight')!.data, w.get('wpe.weight')!.data);
+  t.notDeepEqual(initWeights(cfg, 2).get('wpe.weight')!.data, w.get('wpe.weight')!.data);
+});
+
+test('lr schedule: linear warm-up, cosine to the floor', (t) => {
+  const s = { lr: 1e-3, minLr: 1e-4, warmup: 10, steps: 110 };
+  t.is(lrAt(0, s), 1e-4);
+  t.is(lrAt(9, s), 1e-3);
+  t.is(lrAt(10, s), 1e-3);
+  t.true(Math.abs(lrAt(60, s) - 5.5e-4) < 1e-12);
+  t.true(Math.abs(lrAt(110, s) - 1e-4) < 1e-12);
+  t.true(Math.abs(lrAt(500, s) - 1e-4) < 1e-12);
+});
+
+test('AdamW matches a float64 reference (bias correction, clipping, decoupled decay on 2-D only)', (t) => {
+  const w0 = [0.5, -1, 2, 0.25];
+  const b0 = [0.1, -0.2];
+  const W = tf.variable(tf.tensor2d(w0, [2, 2]));
+  const Bv = tf.variable(tf.tensor1d(b0));
+  const opt = new AdamW(
+    [
+      { name: 'w', variable: W },
+      { name: 'b', variable: Bv },
+    ],
+    { beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.5, clipNorm: 1 },
+  );
+  const gradsSeq = [
+    { w: [3, 0, -4, 0], b: [0, 0] }, // norm 5 → clipped to 1
+    { w: [0.1, 0.2, -0.1, 0], b: [0.05, -0.05] }, // below the clip
+    { w: [0.3, -0.2, 0.1, 0.4], b: [0.2, 0.1] },
+  ];
+  const lrs = [0.1, 0.05, 0.02];
+  // Reference in float64.
+  const p = { w: [...w0], b: [...b0] };
+  const m = { w: [0, 0, 0, 0], b: [0, 0] };
+  const v = { w: [0, 0, 0, 0], b: [0, 0] };
+  const norms: number[] = [];
+  gradsSeq.forEach((g, k) => {
+    const step = k + 1;
+    const norm = Math.sqrt([...g.w, ...g.b].reduce((s, x) => s + x * x, 0));
+    norms.push(norm);
+    const c = norm > 1 ? 1 / norm : 1;
+    for (const key of ['w', 'b'] as const) {
+      for (let i = 0; i < p[key].length; i++) {
+        const gi = g[key][i]! * c;
+        m[key][i] = 0.9 * m[key][i]! + 0.1 * gi;
+        v[key][i] = 0.99 * v[key][i]! + 0.01 * gi * gi;
+        const mh = m[key][i]! / (1 - 0.9 ** step);
+        const vh = v[key][i]! / (1 - 0.99 ** step);
+        const decay = key === 'w' ? 1 - lrs[k]! * 0.5 : 1;
+        p[key][i] = p[key][i]! * decay - (lrs[k]! * mh) / (Math.sqrt(vh) + 1e-8);
+      }
+    }
+  });
+  const before = tf.memory().numTensors;
+  const counts: number[] = [];
+  gradsSeq.forEach((g, k) => {
+    const gw = tf.tensor2d(g.w, [2, 2]);
+    const gb = tf.tensor1d(g.b);
+    const info = opt.apply(new Map<string, tf.Tensor>([['w', gw], ['b', gb]]), lrs[k]!);
+    t.true(Math.abs(info.gradNorm - norms[k]!) < 1e-5);
+    gw.dispose();
+    gb.dispose();
+    counts.push(tf.memory().numTensors);
+  });
+  t.deepEqual(counts, [before, before, before], 'optimizer steps must not leak tensors');
+  const gotW = W.dataSync();
+  const gotB = Bv.dataSync();
+  p.w.forEach((x, i) => t.true(Math.abs(gotW[i]! - x) < 1e-5, `w[${i}] ${gotW[i]} vs ${x}`));
+  p.b.forEach((x, i) => t.true(Math.abs(gotB[i]! - x) < 1e-5, `b[${i}] ${gotB[i]} vs ${x}`));
+  // State round trip.
+  const st = opt.getState();
+  t.is(st.step, 3);
+  const opt2 = new AdamW([{ name: 'w', variable: W }, { name: 'b', variable: Bv }], { beta2: 0.99, weightDecay: 0.5 });
+  opt2.setState(st);
+  t.deepEqual(opt2.getState().v.get('w')!.data, st.v.get('w')!.data);
+  t.is(opt2.step, 3);
+  opt.dispose();
+  opt2.dispose();
+  W.dispose();
+  Bv.dispose();
+});
+
+test('data: EOS-joined stream, shuffled windows cover each epoch once, cursor resumes, cache reused', async (t) => {
+  const tok = new WordTokenizer('a b c d e f g h');
+  const stream = await tokenizeText('a b\n\nc d e\n\n\n f', tok);
+  t.deepEqual([...stream], [0, 1, 2, 0, 3, 4, 5, 0, 6, 0]);
+  const tokens = Int32Array.from({ length: 101 }, (_, i) => i);
+  const s = new WindowSampler(tokens, 10, 5);
+  const n = s.windowsPerEpoch;
+  const starts = new Set<number>();
+  for (let i = 0; i < n; i++) {
+    const b = s.next(1);
+    for (let j = 0; j < 10; j++) t.is(b.targets[j], b.inputs[j]! + 1);
+    starts.add(b.inputs[0]!);
+  }
+  t.is(starts.size, n);
+  const offset = Math.min(...starts) % 10;
+  t.deepEqual([...starts].sort((x, y) => x - y), Array.from({ length: n }, (_, i) => offset + 10 * i));
+  // Resume mid-epoch (and across the epoch boundary) from the cursor.
+  const a = new WindowSampler(tokens, 10, 9);
+  a.next(7);
+  const cur = a.cursor();
+  const rest = a.next(12);
+  const b = new WindowSampler(tokens, 10, 9, cur);
+  t.deepEqual(b.next(12), rest);
+  t.deepEqual(evalWindows(tokens, 10, 3, 2).map((x) => x.batch), [2, 1]);
+  // Cache.
+  const dir = await tempDir();
+  const big = Array.from({ length: 50 }, (_, i) => 'a b c '.repeat((i % 5) + 1)).join('\n\n');
+  const tok2 = new WordTokenizer('a b c');
+  const first = await tokenizeText(big, tok2, { cacheDir: dir, tokenizerKey: 'k1' });
+  const calls = tok2.calls;
+  const second = await tokenizeText(big, tok2, { cacheDir: dir, tokenizerKey: 'k1' });
+  t.is(tok2.calls, calls, 'second tokenisation must come from the cache');
+  t.deepEqual(second, first);
+  t.is((await readdir(dir)).length, 1);
+  await tokenizeText(big, tok2, { cacheDir: dir, tokenizerKey: 'k2' });
+  t.true(tok2.calls > calls, 'a different tokenizer key must not hit the cache');
+  await rm(dir, { recursive: true, force: true });
+});
+
+function baseOpts(config: ReturnType<typeof makeConfig>, tokens: Int32Array, outDir: string): TrainOptions {
+  return {
+    config,
+    tokens,
+    steps: 20,
+    batch: 4,
+    seqLen: 12,
+    lr: 1e-2,
+    warmup: 5,
+    minLr: 1e-3,
+    seed: 3,
+    outDir,
+    log: quiet(),
+  };
+}
+
+test('train: loss falls and a handful of facts are memorised; no tensor leak across steps', async (t) => {
+  const { tok, tokens, config } = tinySetup();
+  const stream = await tokens;
+  const dir = await tempDir();
+  const numTensors: number[] = [];
+  const { params, log } = await train({
+    ...baseOpts(config, stream, dir),
+    steps: 200,
+    batch: 8,
+    lr: 1e-2,
+    warmup: 10,
+    weightDecay: 0.01,
+    evalEvery: 50,
+    evaluate: () => {
+      numTensors.push(tf.memory().numTensors);
+      return { numTensors: tf.memory().numTensors };
+    },
+  });
+  const first = log.steps.slice(0, 5).reduce((s, x) => s + x.loss, 0) / 5;
+  const last = log.steps.slice(-5).reduce((s, x) => s + x.loss, 0) / 5;
+  t.true(first > 2.5, `initial loss ${first} should be near ln(V)=${Math.log(config.vocabSize).toFixed(2)}`);
+  t.true(last < first / 3, `loss should fall: ${first} → ${last}`);
+  // The first forward caches its causal mask; after that, steps must not change the tensor count.
+  t.true(new Set(numTensors.slice(1)).size === 1, `numTensors must be constant across evals: ${numTensors}`);
+  t.true(numTensors[1]! - numTensors[0]! <= 1, `numTensors: ${numTensors}`);
+  t.true(log.finished);
+  t.is(log.completedSteps, 200);
+  t.deepEqual(log.evals.map((e) => e.step), [0, 50, 100, 150, 200]);
+  // Greedy next word after "the capital of X is".
+  const prompts = FACTS.map(([s]) => tok.encode(`the capital of ${s} is`).ids);
+  const ids = tf.tensor2d(prompts, [prompts.length, prompts[0]!.length], 'int32');
+  const out = forward(params, ids, { logits: prompts.map((p) => p.length - 1) });
+  const pred = [...(tf.argMax(out.logits!, -1).dataSync() as Int32Array)];
+  t.deepEqual(pred, FACTS.map(([, o]) => tok.vocab.get(o)!));
+  tf.dispose([ids, out.logits!, out.hidden]);
+  params.dispose();
+  await rm(dir, { recursive: true, force: true });
+});
+
+test('train: deterministic given the seed; resume from a checkpoint is bit-identical to an uninterrupted run', async (t) => {
+  const { tokens, config } = tinySetup();
+  const stream = await tokens;
+  const dirA = await tempDir();
+  const dirB = await tempDir();
+  const dirC = await tempDir();
+  const a = await train({ ...baseOpts(config, stream, dirA), ckptEvery: 5 });
+  const wa = allWeights(a.params);
+  a.params.dispose();
+
+  let n = 0;
+  const b1 = await train({ ...baseOpts(config, stream, dirB), ckptEvery: 7, shouldStop: () => ++n > 11 });
+  t.true(b1.log.stoppedEarly);
+  t.is(b1.log.completedSteps, 11);
+  t.false(sameBits(allWeights(b1.params), wa));
+  b1.params.dispose();
+  const b2 = await train({ ...baseOpts(config, stream, dirB), ckptEvery: 7 });
+  t.is(b2.resumedFrom, 11);
+  t.true(b2.log.finished);
+  t.is(b2.log.steps.length, 20);
+  t.is(b2.log.sessions.length, 2);
+  t.true(sameBits(allWeights(b2.params), wa), 'resumed run must equal the uninterrupted run bit for bit');
+  t.deepEqual(b2.log.steps.map((s) => s.loss), a.log.steps.map((s) => s.loss));
+  b2.params.dispose();
+
+  const c = await train({ ...baseOpts(config, stream, dirC) });
+  t.true(sameBits(allWeights(c.params), wa), 'same seed, same parameters');
+  c.params.dispose();
+  await rm(dirC, { recursive: true, force: true });
+  const d = await train({ ...baseOpts(config, stream, dirC), seed: 4 });
+  t.false(sameBits(allWeights(d.params), wa), 'another seed, other parameters');
+  d.params.dispose();
+
+  // A checkpoint of a different run is refused rather than silently mixed.
+  await t.throwsAsync(train({ ...baseOpts(config, stream, dirA), batch: 2 }), { message: /different run/ });
+  await readdir(dirA).then((f) => t.true(f.includes(TRAIN_CHECKPOINT)));
+  for (const d2 of [dirA, dirB, dirC]) await rm(d2, { recursive: true, force: true });
+});
+
+test('batchLoss equals log(V) for uniform logits and has gradients for every parameter', async (t) => {
+  const { config, tokens } = tinySetup();
+  const stream = await tokens;
+  const { GPT2Params } = await import('../lib/model/params.js');
+  const w = initWeights(config, 0);
+  // Zero embeddings → zero logits → loss exactly ln V.
+  w.get('wte.weight')!.data.fill(0);
+  const p = new GPT2Params(config, w);
+  p.training = true;
+  const batch = new WindowSampler(stream, 8, 1).next(2);
+  const l = batchLoss(p, batch);
+  t.true(Math.abs(l.dataSync()[0]! - Math.log(config.vocabSize)) < 1e-5);
+  l.dispose();
+  const p2 = new GPT2Params(config, initWeights(config, 0));
+  p2.training = true;
+  const { value, grads } = tf.variableGrads(() => batchLoss(p2, batch), p2.variables());
+  t.is(Object.keys(grads).length, p2.variables().length);
+  const wteGrad = grads[p2.get('wte.weight').name]!;
+  t.true(tf.sum(tf.abs(wteGrad)).dataSync()[0]! > 0);
+  tf.dispose([value, ...Object.values(grads)]);
+  p.dispose();
+  p2.dispose();
+});
+
+test('train: a time budget fixes the number of steps after calibration, and a resumed run keeps it', async (t) => {
+  const { tokens, config } = tinySetup();
+  const stream = await tokens;
+  const dir = await tempDir();
+  const lines: string[] = [];
+  let n = 0;
+  const t0 = Date.now();
+  const first = await train({
+    ...baseOpts(config, stream, dir),
+    steps: 100000,
+    timeBudgetMinutes: 0.1,
+    calibrationSteps: 5,
+    ckptEvery: 1,
+    log: (l) => lines.push(l),
+    shouldStop: () => ++n > 8,
+  });
+  t.true(first.log.stoppedEarly, lines.join("\n"));
+  const chosen = first.log.options['steps'] as number;
+  t.true(chosen > 8 && chosen < 100000, `chosen steps ${chosen}`);
+  t.true(lines.some((l) => /time budget 0.1 min/.test(l)));
+  first.params.dispose();
+  const second = await train({ ...baseOpts(config, stream, dir), steps: 100000, timeBudgetMinutes: 0.1, calibrationSteps: 5 });
+  t.true(second.log.finished);
+  t.is(second.log.completedSteps, chosen, 'the resumed run must keep the step count chosen before the interruption');
+  t.true((Date.now() - t0) / 1000 < 30);
+  second.params.dispose();
+  await rm(dir, { recursive: true, force: true });
+});
