@@ -14,6 +14,26 @@ const COMMANDS: Record<string, Command> = {
     summary: 'inspect [model] --prompt "<text>" [--top 10] [--json]   tokens and top next tokens',
     run: async (a) => (await import('./inspectCommand.js')).runInspectCommand(a),
   },
+  trace: {
+    summary: 'trace "<prompt>" --subject "<subject>" [--kind mlp|attn|hidden|all] [--out fig.svg|.json]   causal trace (Fig. 1)',
+    run: async (a) => (await import('./traceCommand.js')).runTraceCommand(a),
+  },
+  'trace-avg': {
+    summary: 'trace-avg --n 100 --out DIR [--shard i/N] [--resume]   average indirect effects over known facts (Fig. 2)',
+    run: async (a) => (await import('./traceCommand.js')).runTraceAvgCommand(a),
+  },
+  edit: {
+    summary: 'edit --prompt "{} plays" --subject "X" --target "football" [--method rome|ft|ft-l|kn] [--out edit.json]   edit a fact',
+    run: async (a) => (await import('./editCommand.js')).runEditCommand(a),
+  },
+  eval: {
+    summary: 'eval counterfact|zsre --method rome|ft|ft-l|kn|none --n N --out DIR [--shard i/N]   evaluate edits',
+    run: async (a) => (await import('./evalCommand.js')).runEvalCommand(a),
+  },
+  summarize: {
+    summary: 'summarize DIR... [--md FILE] [--json FILE]   paper-style table with 95% CIs',
+    run: async (a) => (await import('./evalCommand.js')).runSummarizeCommand(a),
+  },
   kernel: {
     summary: 'kernel install [--user|--sys-prefix] [--python PATH] | kernel uninstall   the Jupyter kernel',
     run: async (a) => (await import('./kernelCommand.js')).runKernelCommand(a),

@@ -1,0 +1,262 @@
+/**
+ * ROME's key statistics: C = E[k kᵀ] (uncentred second moment) of the MLP keys of one layer over a text corpus,
+ * every real (non-padding) token counted. Samples are corpus items (paragraphs by default) truncated to the
+ * model's context; they are processed in a fixed order, in buffers of 64 sorted by length to limit padding.
+ *
+ * The sum Σ k kᵀ is accumulated in float64 (per-batch products in float32 on the backend) and cached on disk with
+ * metadata {model name, hash of the weights the keys depend on, layer, corpus name + identity, tokens, samples,
+ * dtype}. A later call that asks for more tokens resumes from the cached sum (the sample cursor is stored), so an
+ * interrupted run (checkpoints every 60 s) or a too-small cache is extended, never recomputed. A cache holding
+ * more tokens than asked is used as is.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { openTextCorpus } from '../data/corpus.js';
+import { sha256 } from '../data/hash.js';
+import { cacheDir } from '../data/paths.js';
+import type { GPT2Model } from '../model/model.js';
+import { progressBar } from '../progress.js';
+import { mom2Solver, type CovarianceSolver } from './covariance.js';
+import { keyUpstreamHash } from './identity.js';
+import { encodeText, padIds } from './tokens.js';
+
+/** A corpus for statistics: deterministic texts plus what identifies them. */
+export interface StatsCorpus {
+  name: string;
+  /** Changes whenever the texts could change (used in cache keys). */
+  identity: string;
+  texts(): AsyncIterable<string> | Iterable<string>;
+}
+
+/** A corpus from in-memory texts (identity = hash of the texts). */
+export function corpusFromTexts(name: string, texts: readonly string[]): StatsCorpus {
+  return { name, identity: sha256(JSON.stringify(texts)), texts: () => texts };
+}
+
+let defaultCorpus: Promise<StatsCorpus> | null = null;
+/** WikiText-2 raw test + Gutenberg paragraphs from the data directory (lib/data/corpus.ts), opened once. */
+export function defaultStatsCorpus(): Promise<StatsCorpus> {
+  defaultCorpus ??= openTextCorpus({ unit: 'paragraph' }).then((c) => ({
+    name: c.name,
+    identity: c.identity,
+    async *texts() {
+      for await (const it of c) yield it.text;
+    },
+  }));
+  return defaultCorpus;
+}
+
+/** Cache metadata (also the JSON file next to the binary sum). */
+export interface LayerStatsMeta {
+  format: 'rome-ts-layer-stats';
+  version: 1;
+  model: string;
+  /** sha256 of the parameters the layer's keys depend on (identity.ts keyUpstreamParams). */
+  weightsHash: string;
+  layer: number;
+  n: number;
+  corpusName: string;
+  corpusIdentity: string;
+  maxLength: number;
+  /** Real tokens accumulated. */
+  tokens: number;
+  /** Corpus samples consumed (the resume cursor). */
+  samples: number;
+  /** The corpus ran out before the requested amount. */
+  exhausted: boolean;
+  dtype: 'float64';
+}
+
+/** Statistics of one layer. */
+export interface LayerStats {
+  meta: LayerStatsMeta;
+  /** Σ k kᵀ over the tokens, row-major [n, n]. */
+  sum: Float64Array;
+  /** C = Σ k kᵀ / tokens. */
+  covariance(): Float64Array;
+  /** The (cached) solver for C x = k. */
+  solver(): CovarianceSolver;
+}
+
+/** Options of layerStats. */
+export interface LayerStatsOptions {
+  /** Default: defaultStatsCorpus(). */
+  corpus?: StatsCorpus;
+  /** Token budget (default 1,000,000; null = no limit). */
+  maxTokens?: number | null;
+  /** Sample budget (default no limit). */
+  maxSamples?: number | null;
+  /** Truncation of each sample (default the model's context). */
+  maxLength?: number;
+  /** Tokens per forward batch (rows × padded length), default 2048. */
+  batchTokens?: number;
+  /** Cache directory; null disables the disk cache. Default `<cache>/layer-stats`. */
+  cacheDir?: string | null;
+  /** Progress bar on stderr (default true). */
+  progress?: boolean;
+  /** Seconds between checkpoints (default 60). */
+  checkpointSeconds?: number;
+}
+
+const memory = new Map<string, LayerStats>();
+
+function makeStats(meta: LayerStatsMeta, sum: Float64Array): LayerStats {
+  let solver: CovarianceSolver | null = null;
+  return {
+    meta,
+    sum,
+    covariance() {
+      const c = new Float64Array(sum.length);
+      for (let i = 0; i < sum.length; i++) c[i] = sum[i] / meta.tokens;
+      return c;
+    },
+    solver() {
+      solver ??= mom2Solver(sum, meta.tokens, meta.n);
+      return solver;
+    },
+  };
+}
+
+function saveAtomic(file: string, data: string | Uint8Array): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, data);
+  renameSync(tmp, file);
+}
+
+/** Adds Σ k kᵀ of the real tokens of a batch of id rows into `sum`. */
+function accumulate(model: GPT2Model, layer: number, rows: number[][], sum: Float64Array): void {
+  const n = model.config.nInner;
+  const { ids, T } = padIds(model, rows);
+  const mask = new Float32Array(rows.length * T);
+  rows.forEach((r, b) => mask.fill(1, b * T, b * T + r.length));
+  let key: tf.Tensor | null = null;
+  const out = model.forward(ids, {
+    endLayer: layer + 1,
+    logits: 'none',
+    hooks: { [`blocks.${layer}.mlp.key`]: (x) => void (key = tf.keep(x)) },
+  });
+  out.hidden.dispose();
+  ids.dispose();
+  const kk = tf.tidy(() => {
+    const k = tf.mul(tf.reshape(key as unknown as tf.Tensor, [-1, n]), tf.tensor2d(mask, [mask.length, 1])) as tf.Tensor2D;
+    return tf.matMul(k, k, true, false);
+  });
+  (key as unknown as tf.Tensor).dispose();
+  const d = kk.dataSync();
+  kk.dispose();
+  for (let i = 0; i < d.length; i++) sum[i] += d[i];
+}
+
+/** Computes (or loads, or extends) the key statistics of `layer`; see the module comment. */
+export async function layerStats(model: GPT2Model, layer: number, opts: LayerStatsOptions = {}): Promise<LayerStats> {
+  const n = model.config.nInner;
+  const corpus = opts.corpus ?? (await defaultStatsCorpus());
+  const maxTokens = opts.maxTokens === undefined ? 1_000_000 : opts.maxTokens ?? Infinity;
+  const maxSamples = opts.maxSamples ?? Infinity;
+  const maxLength = Math.min(opts.maxLength ?? model.config.nPositions, model.config.nPositions);
+  const batchTokens = opts.batchTokens ?? 2048;
+  const weightsHash = keyUpstreamHash(model, layer);
+  const key = `${model.name}|${weightsHash}|${layer}|${corpus.identity}|${maxLength}`;
+  const dir = opts.cacheDir === undefined ? path.join(cacheDir(), 'layer-stats') : opts.cacheDir;
+  const base =
+    dir === null
+      ? null
+      : path.join(dir, model.name.replace(/[^\w.-]/g, '_'), `L${layer}-${weightsHash.slice(0, 16)}-${corpus.identity.slice(0, 16)}-T${maxLength}`);
+
+  const enough = (m: LayerStatsMeta) => m.exhausted || m.tokens >= maxTokens || m.samples >= maxSamples;
+  let stats = memory.get(key) ?? null;
+  if (!stats && base && existsSync(`${base}.json`) && existsSync(`${base}.f64`)) {
+    const meta = JSON.parse(readFileSync(`${base}.json`, 'utf8')) as LayerStatsMeta;
+    if (meta.weightsHash === weightsHash && meta.n === n && meta.corpusIdentity === corpus.identity) {
+      const buf = readFileSync(`${base}.f64`);
+      const sum = new Float64Array(n * n);
+      new Uint8Array(sum.buffer).set(buf.subarray(0, sum.byteLength));
+      stats = makeStats(meta, sum);
+    }
+  }
+  if (stats && enough(stats.meta)) {
+    memory.set(key, stats);
+    return stats;
+  }
+  const meta: LayerStatsMeta = stats
+    ? { ...stats.meta }
+    : {
+        format: 'rome-ts-layer-stats',
+        version: 1,
+        model: model.name,
+        weightsHash,
+        layer,
+        n,
+        corpusName: corpus.name,
+        corpusIdentity: corpus.identity,
+        maxLength,
+        tokens: 0,
+        samples: 0,
+        exhausted: false,
+        dtype: 'float64',
+      };
+  const sum = stats ? Float64Array.from(stats.sum) : new Float64Array(n * n);
+  const save = () => {
+    if (!base) return;
+    mkdirSync(path.dirname(base), { recursive: true });
+    saveAtomic(`${base}.f64`, new Uint8Array(sum.buffer));
+    saveAtomic(`${base}.json`, JSON.stringify(meta, null, 1));
+  };
+  const bar = opts.progress === false ? null : progressBar(`layerStats ${model.name} L${layer}`);
+  const total = Number.isFinite(maxTokens) ? maxTokens : null;
+  let lastSave = Date.now();
+  const src = corpus.texts();
+  const iter = (Symbol.asyncIterator in src ? src[Symbol.asyncIterator]() : (src as Iterable<string>)[Symbol.iterator]()) as
+    | AsyncIterator<string>
+    | Iterator<string>;
+  for (let skipped = 0; skipped < meta.samples; skipped++) {
+    if ((await iter.next()).done) {
+      meta.exhausted = true;
+      break;
+    }
+  }
+  while (!enough(meta)) {
+    // Fill a buffer of up to 64 samples within the budgets.
+    const buffer: number[][] = [];
+    let bufTokens = 0;
+    while (buffer.length < 64 && meta.samples + buffer.length < maxSamples && meta.tokens + bufTokens < maxTokens) {
+      const r = await iter.next();
+      if (r.done) {
+        meta.exhausted = true;
+        break;
+      }
+      let ids = encodeText(model, r.value).slice(0, maxLength);
+      if (meta.tokens + bufTokens + ids.length > maxTokens) ids = ids.slice(0, maxTokens - meta.tokens - bufTokens);
+      // Empty samples still advance the cursor.
+      buffer.push(ids);
+      bufTokens += ids.length;
+    }
+    if (buffer.length === 0) break;
+    const real = buffer.filter((r) => r.length > 0).sort((a, b) => a.length - b.length);
+    for (let i = 0; i < real.length; ) {
+      const rows: number[][] = [];
+      while (i < real.length && (rows.length + 1) * real[i].length <= Math.max(batchTokens, real[i].length)) rows.push(real[i++]);
+      accumulate(model, layer, rows, sum);
+      await new Promise((res) => setImmediate(res));
+    }
+    meta.samples += buffer.length;
+    meta.tokens += bufTokens;
+    bar?.update(meta.tokens, total, `${meta.samples} samples`);
+    if (Date.now() - lastSave > (opts.checkpointSeconds ?? 60) * 1000) {
+      save();
+      lastSave = Date.now();
+    }
+  }
+  if (meta.tokens === 0) throw new Error(`layerStats: corpus "${corpus.name}" gave no tokens`);
+  save();
+  bar?.done(`${meta.tokens} tokens, ${meta.samples} samples`);
+  stats = makeStats(meta, sum);
+  memory.set(key, stats);
+  return stats;
+}
+
+/** Forgets the in-memory statistics (disk caches stay). */
+export function clearLayerStatsMemory(): void {
+  memory.clear();
+}

@@ -1,0 +1,214 @@
+import test from 'ava';
+import * as tf from '@tensorflow/tfjs-core';
+import { mkdtempSync, rmSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { tinyModel, TINY_SENTENCES } from './helpers/romeTiny.js';
+import {
+  applyEdit,
+  choleskyInPlace,
+  choleskySolve,
+  clearLayerStatsMemory,
+  computeKey,
+  contextTemplates,
+  corpusFromTexts,
+  edit,
+  identitySolver,
+  layerStats,
+  mlpProjParams,
+  projectKey,
+  weightsHash,
+  type CovarianceSolver,
+  type EditRequest,
+} from '../lib/rome/index.js';
+import type { GPT2Model } from '../lib/model/model.js';
+
+// The tiny random model has no trained attention routing, so prompts end with the subject (its last token is the
+// prediction position); layer 0 of 2 leaves a block after the edit. See test/helpers/romeTiny.ts.
+const REQ: EditRequest = { prompt: 'The sport of {}', subject: 'Lionel Messi', target: 'Paris' };
+const TEXT = 'The sport of Lionel Messi';
+const UNRELATED = [
+  'The capital of France is',
+  'Tokyo is the capital of',
+  'Apple was founded by',
+  'English is spoken in',
+  'The official language of Italy is',
+  'Michael Jordan plays the sport of',
+];
+const statsTexts = TINY_SENTENCES.flatMap((s) => s.split('. ')).concat(TINY_SENTENCES);
+
+let solverC: CovarianceSolver | null = null;
+async function covSolver(model: GPT2Model): Promise<CovarianceSolver> {
+  solverC ??= (await layerStats(model, 0, { corpus: corpusFromTexts('tiny', statsTexts), maxTokens: null, cacheDir: null, progress: false })).solver();
+  return solverC;
+}
+
+function norm(a: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] * a[i];
+  return Math.sqrt(s);
+}
+
+test.serial('after an edit the layer maps k* to v*: ‖k*ᵀW′ + b − v*‖ / ‖v*‖ < 1e-4 (C = I and C from layerStats)', async (t) => {
+  const model = await tinyModel();
+  const templates = await contextTemplates(model, { cacheDir: null });
+  t.is(templates.length, 21);
+  t.is(templates[0], '{}');
+  for (const solver of [identitySolver(model.config.nInner), await covSolver(model)]) {
+    const h = await edit(model, REQ, { layer: 0 }, { solver, templates });
+    // k* is upstream of the edited weight, so recomputing it on the edited model gives the same key.
+    const { kStar } = computeKey(model, 0, { ...REQ, target: ' Paris' }, templates);
+    const vStar = h.info.vStar as number[];
+    const p = mlpProjParams(0);
+    const w = model.getParam(p.weight).dataSync() as Float32Array;
+    const b = model.getParam(p.bias).dataSync() as Float32Array;
+    const out = projectKey(w, b, kStar, model.config.nInner, model.config.nEmbd);
+    const err = norm(Array.from(out, (x, j) => x - vStar[j])) / norm(vStar);
+    t.true(err < 1e-4, `${solver.kind}: relative error ${err}`);
+    h.restore();
+  }
+});
+
+test.serial('the edited model prefers the new target on the edit prompt; restore() is bit-exact (sha256)', async (t) => {
+  const model = await tinyModel();
+  const before = weightsHash(model);
+  const s0 = model.scoreTargets([{ prompt: TEXT, target: ' Paris' }, { prompt: TEXT, target: ' French' }]);
+  const h = await edit(model, REQ, { layer: 0 }, { solver: await covSolver(model) });
+  t.not(weightsHash(model), before);
+  const s1 = model.scoreTargets([{ prompt: TEXT, target: ' Paris' }, { prompt: TEXT, target: ' French' }]);
+  t.true(s1[0].nll < s1[1].nll, `after: nll(new) ${s1[0].nll} vs nll(true) ${s1[1].nll}`);
+  t.true(s1[0].nll < s0[0].nll - 3, `nll(new) ${s0[0].nll} → ${s1[0].nll}`);
+  t.true(h.losses.length >= 2 && h.losses.at(-1)!.loss < h.losses[0].loss);
+  h.restore();
+  t.is(weightsHash(model), before);
+  t.true(h.restored);
+});
+
+test.serial('edit → toJSON → restore → applyEdit gives identical logits', async (t) => {
+  const model = await tinyModel();
+  const h = await edit(model, REQ, { layer: 0 }, { solver: identitySolver(model.config.nInner) });
+  const prompts = [TEXT, ...UNRELATED];
+  const a = model.run(prompts);
+  const la = Array.from(a.logits!.dataSync());
+  a.dispose();
+  const json = JSON.stringify(h.toJSON());
+  t.true(json.length < 20_000, `edit JSON is ${json.length} bytes`);
+  h.restore();
+  const h2 = applyEdit(model, json);
+  const b = model.run(prompts);
+  t.deepEqual(Array.from(b.logits!.dataSync()), la);
+  b.dispose();
+  h2.restore();
+});
+
+test.serial('unrelated prompts barely move: next-token total variation (measured max 0.114, mean 0.040 with C; with C = I max 0.515)', async (t) => {
+  const model = await tinyModel();
+  const tv = async (solver: CovarianceSolver) => {
+    const p0 = model.nextTokenProbs(UNRELATED);
+    const h = await edit(model, REQ, { layer: 0 }, { solver });
+    const p1 = model.nextTokenProbs(UNRELATED);
+    const d = tf.tidy(() => tf.div(tf.sum(tf.abs(tf.sub(p0, p1)), 1), 2).dataSync() as Float32Array);
+    p0.dispose();
+    p1.dispose();
+    h.restore();
+    return Array.from(d);
+  };
+  const withC = await tv(await covSolver(model));
+  const withI = await tv(identitySolver(model.config.nInner));
+  const max = Math.max(...withC);
+  const mean = withC.reduce((a, b) => a + b, 0) / withC.length;
+  t.log(`TV with C: ${withC.map((x) => x.toFixed(4)).join(' ')}; with I: ${withI.map((x) => x.toFixed(4)).join(' ')}`);
+  t.true(max < 0.15, `max TV ${max}`);
+  t.true(mean < 0.06, `mean TV ${mean}`);
+  t.true(max < Math.max(...withI), 'C⁻¹ must protect unrelated keys better than C = I');
+});
+
+test.serial('sequential edits hold together and undo in reverse order; the bare-prompt right vector variant maps its key', async (t) => {
+  const model = await tinyModel();
+  const h0 = weightsHash(model);
+  const solver = await covSolver(model);
+  const a = await edit(model, REQ, { layer: 0 }, { solver });
+  const b = await edit(model, { prompt: 'The language of {}', subject: 'Michael Jordan', target: 'French' }, { layer: 0 }, { solver });
+  const s = model.scoreTargets([
+    { prompt: TEXT, target: ' Paris' },
+    { prompt: TEXT, target: ' French' },
+    { prompt: 'The language of Michael Jordan', target: ' French' },
+  ]);
+  t.true(s[0].nll < s[1].nll, 'first edit survives the second');
+  t.true(s[2].nll < 3, `second edit holds: ${s[2].nll}`);
+  b.restore();
+  a.restore();
+  t.is(weightsHash(model), h0);
+
+  const templates = await contextTemplates(model, { cacheDir: null });
+  const c = await edit(model, REQ, { layer: 0, rightVectorKey: 'bare-prompt' }, { solver, templates });
+  const { kBare } = computeKey(model, 0, { ...REQ, target: ' Paris' }, templates);
+  const p = mlpProjParams(0);
+  const out = projectKey(model.getParam(p.weight).dataSync() as Float32Array, model.getParam(p.bias).dataSync() as Float32Array, kBare, model.config.nInner, model.config.nEmbd);
+  const vStar = c.info.vStar as number[];
+  t.true(norm(Array.from(out, (x, j) => x - vStar[j])) / norm(vStar) < 1e-4);
+  c.restore();
+});
+
+test.serial('numTensors is stable over 100 edit/restore cycles', async (t) => {
+  const model = await tinyModel();
+  const solver = identitySolver(model.config.nInner);
+  const templates = await contextTemplates(model, { cacheDir: null });
+  const hp = { layer: 0, vNumGradSteps: 2 };
+  (await edit(model, REQ, hp, { solver, templates })).restore(); // warm caches (masks, unembedding)
+  const n0 = tf.memory().numTensors;
+  for (let i = 0; i < 100; i++) (await edit(model, REQ, hp, { solver, templates })).restore();
+  t.is(tf.memory().numTensors, n0);
+});
+
+test.serial('layerStats equals an independent Σ k kᵀ, caches on disk, and extends a smaller cache', async (t) => {
+  const model = await tinyModel();
+  const dir = mkdtempSync(path.join(tmpdir(), 'rome-stats-'));
+  clearLayerStatsMemory();
+  try {
+    const corpus = corpusFromTexts('tiny', statsTexts);
+    const full = await layerStats(model, 0, { corpus, maxTokens: null, cacheDir: dir, progress: false, batchTokens: 64 });
+    // Independent: capture keys per text with model.run and sum outer products in float64.
+    const n = model.config.nInner;
+    const ref = new Float64Array(n * n);
+    let count = 0;
+    for (const text of statsTexts) {
+      const r = model.run(text, { capture: ['blocks.0.mlp.key'], logits: 'none' });
+      const k = r.get('blocks.0.mlp.key').dataSync();
+      const T = k.length / n;
+      count += T;
+      for (let p = 0; p < T; p++) for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) ref[i * n + j] += k[p * n + i] * k[p * n + j];
+      r.dispose();
+    }
+    t.is(full.meta.tokens, count);
+    t.is(full.meta.samples, statsTexts.length);
+    let maxRel = 0;
+    const scale = Math.max(...Array.from(ref, Math.abs));
+    for (let i = 0; i < ref.length; i++) maxRel = Math.max(maxRel, Math.abs(full.sum[i] - ref[i]) / scale);
+    t.true(maxRel < 1e-5, `max relative difference ${maxRel}`);
+    t.true(readdirSync(path.join(dir, 'tiny-rome')).some((f) => f.endsWith('.f64')));
+
+    const dir2 = mkdtempSync(path.join(tmpdir(), 'rome-stats2-'));
+    clearLayerStatsMemory();
+    const part = await layerStats(model, 0, { corpus, maxSamples: 5, cacheDir: dir2, progress: false });
+    t.is(part.meta.samples, 5);
+    clearLayerStatsMemory();
+    const ext = await layerStats(model, 0, { corpus, maxTokens: null, cacheDir: dir2, progress: false });
+    t.is(ext.meta.tokens, full.meta.tokens);
+    let d = 0;
+    for (let i = 0; i < ref.length; i++) d = Math.max(d, Math.abs(ext.sum[i] - full.sum[i]) / scale);
+    t.true(d < 1e-5, `extended vs direct ${d}`);
+    rmSync(dir2, { recursive: true, force: true });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('Cholesky solve matches a hand-checked system', (t) => {
+  // A = [[4, 2], [2, 3]], b = [2, 1] → x = [0.5, 0].
+  const a = Float64Array.from([4, 2, 2, 3]);
+  t.true(choleskyInPlace(a, 2));
+  const x = choleskySolve(a, 2, [2, 1]);
+  t.true(Math.abs(x[0] - 0.5) < 1e-12 && Math.abs(x[1]) < 1e-12);
+  t.false(choleskyInPlace(Float64Array.from([1, 2, 2, 1]), 2), 'indefinite matrix is rejected');
+});
