@@ -24,7 +24,7 @@ export interface ForwardOptions {
   past?: KVCache;
   /** First block to run (default 0). When > 0, `residual` is the input of that block and `ids` is ignored. */
   startLayer?: number;
-  /** [B, T, d] residual stream entering block `startLayer`. */
+  /** [B, T, d] residual stream entering block `startLayer` (at layer 0 it replaces the embeddings). */
   residual?: tf.Tensor3D;
   /** Run blocks [startLayer, endLayer) only (default all); final norm and logits only when endLayer = nLayer. */
   endLayer?: number;
@@ -138,8 +138,9 @@ export function forward(params: GPT2Params, ids: tf.Tensor2D | null, opts: Forwa
     let x: tf.Tensor;
     let B: number;
     let T: number;
-    if (startLayer === 0) {
-      if (!ids) throw new Error('forward: ids are required when starting at layer 0');
+    if (!opts.residual) {
+      if (startLayer !== 0) throw new Error(`forward: startLayer=${startLayer} needs the residual input of that block`);
+      if (!ids) throw new Error('forward: ids are required when starting at layer 0 without a residual');
       [B, T] = ids.shape;
       if (pastLen + T > cfg.nPositions) {
         throw new Error(`forward: ${pastLen + T} positions exceed the model's context of ${cfg.nPositions}`);
@@ -153,7 +154,6 @@ export function forward(params: GPT2Params, ids: tf.Tensor2D | null, opts: Forwa
       });
       x = tf.add(tok, pe);
     } else {
-      if (!opts.residual) throw new Error(`forward: startLayer=${startLayer} needs the residual input of that block`);
       x = opts.residual;
       [B, T] = x.shape as [number, number];
     }
@@ -168,47 +168,52 @@ export function forward(params: GPT2Params, ids: tf.Tensor2D | null, opts: Forwa
     }
     const scale = 1 / Math.sqrt(hd);
     for (let l = startLayer; l < endLayer; l++) {
-      const p = (n: string) => params.get(`h.${l}.${n}`);
-      const ctx = (name: string): HookContext => ({ name, layer: l, positionOffset: pastLen });
-      // Attention.
-      const h1 = layerNorm(x, p('ln_1.weight'), p('ln_1.bias'), cfg.layerNormEpsilon);
-      const qkv = linear(h1, p('attn.c_attn.weight'), p('attn.c_attn.bias'));
-      const [q, k, v] = tf.split(qkv, 3, -1).map((t) => tf.transpose(tf.reshape(t, [B, T, H, hd]), [0, 2, 1, 3]));
-      let kAll = k as tf.Tensor4D;
-      let vAll = v as tf.Tensor4D;
-      if (opts.past) {
-        kAll = tf.concat([opts.past.k[l], kAll], 2);
-        vAll = tf.concat([opts.past.v[l], vAll], 2);
-      }
-      if (opts.returnPresent) {
-        presentK.push(tf.keep(kAll));
-        presentV.push(tf.keep(vAll));
-      }
-      const scores = tf.add(tf.mul(tf.matMul(q as tf.Tensor4D, kAll, false, true), scale), mask);
-      const probs = runHooks(hooks, `blocks.${l}.attn.pattern`, tf.softmax(scores, -1), ctx(`blocks.${l}.attn.pattern`));
-      const ctxv = tf.reshape(tf.transpose(tf.matMul(probs as tf.Tensor4D, vAll), [0, 2, 1, 3]), [B, T, d]);
-      const attn = runHooks(
-        hooks,
-        `blocks.${l}.attn`,
-        linear(ctxv, p('attn.c_proj.weight'), p('attn.c_proj.bias')),
-        ctx(`blocks.${l}.attn`),
-      );
-      x = tf.add(x, attn);
-      // MLP.
-      const h2 = layerNorm(x, p('ln_2.weight'), p('ln_2.bias'), cfg.layerNormEpsilon);
-      const key = runHooks(
-        hooks,
-        `blocks.${l}.mlp.key`,
-        activation(cfg.activationFunction, linear(h2, p('mlp.c_fc.weight'), p('mlp.c_fc.bias'))),
-        ctx(`blocks.${l}.mlp.key`),
-      );
-      const mlp = runHooks(
-        hooks,
-        `blocks.${l}.mlp`,
-        linear(key, p('mlp.c_proj.weight'), p('mlp.c_proj.bias')),
-        ctx(`blocks.${l}.mlp`),
-      );
-      x = runHooks(hooks, `blocks.${l}`, tf.add(x, mlp), ctx(`blocks.${l}`));
+      // One scope per block: a block's intermediates are freed as soon as it is done (a 4 GB WASM heap fills fast).
+      const xIn: tf.Tensor = x;
+      x = tf.tidy(() => {
+        let x = xIn;
+        const p = (n: string) => params.get(`h.${l}.${n}`);
+        const ctx = (name: string): HookContext => ({ name, layer: l, positionOffset: pastLen });
+        // Attention.
+        const h1 = layerNorm(x, p('ln_1.weight'), p('ln_1.bias'), cfg.layerNormEpsilon);
+        const qkv = linear(h1, p('attn.c_attn.weight'), p('attn.c_attn.bias'));
+        const [q, k, v] = tf.split(qkv, 3, -1).map((t) => tf.transpose(tf.reshape(t, [B, T, H, hd]), [0, 2, 1, 3]));
+        let kAll = k as tf.Tensor4D;
+        let vAll = v as tf.Tensor4D;
+        if (opts.past) {
+          kAll = tf.concat([opts.past.k[l], kAll], 2);
+          vAll = tf.concat([opts.past.v[l], vAll], 2);
+        }
+        if (opts.returnPresent) {
+          presentK.push(tf.keep(kAll));
+          presentV.push(tf.keep(vAll));
+        }
+        const scores = tf.add(tf.mul(tf.matMul(q as tf.Tensor4D, kAll, false, true), scale), mask);
+        const probs = runHooks(hooks, `blocks.${l}.attn.pattern`, tf.softmax(scores, -1), ctx(`blocks.${l}.attn.pattern`));
+        const ctxv = tf.reshape(tf.transpose(tf.matMul(probs as tf.Tensor4D, vAll), [0, 2, 1, 3]), [B, T, d]);
+        const attn = runHooks(
+          hooks,
+          `blocks.${l}.attn`,
+          linear(ctxv, p('attn.c_proj.weight'), p('attn.c_proj.bias')),
+          ctx(`blocks.${l}.attn`),
+        );
+        x = tf.add(x, attn);
+        // MLP.
+        const h2 = layerNorm(x, p('ln_2.weight'), p('ln_2.bias'), cfg.layerNormEpsilon);
+        const key = runHooks(
+          hooks,
+          `blocks.${l}.mlp.key`,
+          activation(cfg.activationFunction, linear(h2, p('mlp.c_fc.weight'), p('mlp.c_fc.bias'))),
+          ctx(`blocks.${l}.mlp.key`),
+        );
+        const mlp = runHooks(
+          hooks,
+          `blocks.${l}.mlp`,
+          linear(key, p('mlp.c_proj.weight'), p('mlp.c_proj.bias')),
+          ctx(`blocks.${l}.mlp`),
+        );
+        return runHooks(hooks, `blocks.${l}`, tf.add(x, mlp), ctx(`blocks.${l}`));
+      });
     }
     const hidden = x as tf.Tensor3D;
     const which = opts.logits ?? 'all';

@@ -1,0 +1,164 @@
+/**
+ * Causal tracing of one prompt (paper §2, Figure 1): the [tokens × layers] table of p(answer) when one state of
+ * the corrupted run (hidden, or a window of MLP / attention outputs) is restored to its clean value.
+ */
+import type { GPT2Model } from '../model/model.js';
+import {
+  TraceSession,
+  windowLayers,
+  type Restoration,
+  type ScoreOptions,
+  type StateKind,
+  type TraceInput,
+  type TraceSetupOptions,
+  type TraceStats,
+} from './engine.js';
+
+/** Options of causalTrace (plus the prompt: text + subject, or ids + subjectRange). */
+export type CausalTraceOptions = TraceInput &
+  TraceSetupOptions & {
+    kind?: StateKind;
+    /** Layers restored together around each layer: default 10 for mlp/attn, 1 for hidden. */
+    window?: number;
+    method?: ScoreOptions['method'];
+    maxRows?: number;
+    onProgress?: ScoreOptions['onProgress'];
+  };
+
+/** One kind's trace of one prompt. */
+export interface CausalTraceResult {
+  /** scores[t][l]: mean p(answer) with the state at token t, layer l (window around l) restored. */
+  scores: number[][];
+  /** p(answer) in the clean run. */
+  pStar: number;
+  /** Mean p(answer) in the corrupted runs. */
+  pLow: number;
+  answer: { id: number; token: string };
+  tokens: string[];
+  /** Subject tokens [start, end). */
+  subjectRange: { start: number; end: number };
+  kind: StateKind;
+  window: number;
+  noise: number;
+  samples: number;
+  seed: number;
+  /** The prompt text when traced from text. */
+  prompt?: string;
+  subject?: string;
+}
+
+/** Default window of a kind: 1 for hidden states, 10 for MLP and attention (the paper's choice). */
+export function defaultWindow(kind: StateKind): number {
+  return kind === 'hidden' ? 1 : 10;
+}
+
+/** The restorations of a whole table for one kind, row-major over (token, layer). */
+export function tableRestorations(nTokens: number, nLayer: number, kind: StateKind, window: number): Restoration[] {
+  const out: Restoration[] = [];
+  for (let t = 0; t < nTokens; t++) {
+    for (let l = 0; l < nLayer; l++) out.push(windowLayers(l, window, nLayer).map((j) => ({ kind, layer: j, position: t })));
+  }
+  return out;
+}
+
+function toTable(flat: readonly number[], nTokens: number, nLayer: number): number[][] {
+  return Array.from({ length: nTokens }, (_, t) => flat.slice(t * nLayer, (t + 1) * nLayer));
+}
+
+function resultOf(s: TraceSession, kind: StateKind, window: number, flat: readonly number[], input: TraceInput): CausalTraceResult {
+  const r: CausalTraceResult = {
+    scores: toTable(flat, s.length, s.model.config.nLayer),
+    pStar: s.pStar,
+    pLow: s.pLow,
+    answer: { ...s.answer },
+    tokens: [...s.tokens],
+    subjectRange: { ...s.subjectRange },
+    kind,
+    window,
+    noise: s.noise,
+    samples: s.samples,
+    seed: s.seed,
+  };
+  if (input.prompt !== undefined) {
+    r.prompt = input.prompt;
+    r.subject = input.subject;
+  }
+  return r;
+}
+
+function inputOf(opts: TraceInput): TraceInput {
+  return opts.prompt !== undefined
+    ? { prompt: opts.prompt, subject: opts.subject }
+    : { ids: opts.ids, subjectRange: opts.subjectRange };
+}
+
+/** Traces one prompt for one kind of state: 2 + (tokens × layers) restorations, each averaged over `samples` rows. */
+export async function causalTrace(model: GPT2Model, opts: CausalTraceOptions): Promise<CausalTraceResult> {
+  const kind = opts.kind ?? 'hidden';
+  const window = opts.window ?? defaultWindow(kind);
+  const input = inputOf(opts);
+  const s = await TraceSession.create(model, input, opts);
+  try {
+    const rs = tableRestorations(s.length, model.config.nLayer, kind, window);
+    const flat = await s.score(rs, { method: opts.method, maxRows: opts.maxRows, onProgress: opts.onProgress });
+    return resultOf(s, kind, window, flat, input);
+  } finally {
+    s.dispose();
+  }
+}
+
+/** Options of tracePrompt: causalTrace's, with several kinds and one window per kind. */
+export type TracePromptOptions = TraceInput &
+  TraceSetupOptions & {
+    method?: ScoreOptions['method'];
+    maxRows?: number;
+    onProgress?: ScoreOptions['onProgress'];
+  /** Kinds to trace (default all three). */
+  kinds?: readonly StateKind[];
+  /** Window per kind (defaults as in causalTrace). */
+  windows?: Partial<Record<StateKind, number>>;
+};
+
+/** Several kinds traced from one clean and one corrupted run (shared caches, one batched scoring pass). */
+export interface TracePromptResult {
+  results: Partial<Record<StateKind, CausalTraceResult>>;
+  pStar: number;
+  pLow: number;
+  answer: { id: number; token: string };
+  tokens: string[];
+  subjectRange: { start: number; end: number };
+  /** Work done (forward calls, rows, FLOPs). */
+  stats: TraceStats;
+}
+
+/** Traces a prompt for every kind in `kinds` (default hidden, mlp, attn), sharing the clean and corrupted runs. */
+export async function tracePrompt(model: GPT2Model, opts: TracePromptOptions): Promise<TracePromptResult> {
+  const kinds = opts.kinds ?? (['hidden', 'mlp', 'attn'] as const);
+  const input = inputOf(opts);
+  const s = await TraceSession.create(model, input, opts);
+  try {
+    const L = model.config.nLayer;
+    const all: Restoration[] = [];
+    const spans: { kind: StateKind; window: number; from: number; to: number }[] = [];
+    for (const kind of kinds) {
+      const window = opts.windows?.[kind] ?? defaultWindow(kind);
+      const rs = tableRestorations(s.length, L, kind, window);
+      spans.push({ kind, window, from: all.length, to: all.length + rs.length });
+      all.push(...rs);
+    }
+    const flat = await s.score(all, { method: opts.method, maxRows: opts.maxRows, onProgress: opts.onProgress });
+    const results: Partial<Record<StateKind, CausalTraceResult>> = {};
+    for (const sp of spans) results[sp.kind] = resultOf(s, sp.kind, sp.window, flat.slice(sp.from, sp.to), input);
+    return {
+      results,
+      pStar: s.pStar,
+      pLow: s.pLow,
+      answer: { ...s.answer },
+      tokens: [...s.tokens],
+      subjectRange: { ...s.subjectRange },
+      stats: { ...s.stats },
+    };
+  } finally {
+    s.dispose();
+  }
+}
