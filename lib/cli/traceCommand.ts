@@ -33,7 +33,7 @@ Causal trace of one prompt (paper Figure 1). Noise 'auto' = 3σ of the known-fac
 Without --out, prints the table of p(answer) per token (rows, subject starred) and layer (columns).`;
 
 const AVG_USAGE = `usage: rome-ts trace-avg --out DIR [--n 100] [--shard i/N] [--resume] [--kinds hidden,mlp,attn] [--severed]
-                         [--samples 10] [--noise auto|X] [--seed 0] [--model DIR] [--method incremental|naive]
+                         [--samples 10] [--noise auto|X] [--seed 0] [--model DIR] [--method incremental|naive] [--window W]
        rome-ts trace-avg --merge DIR
 Average indirect effects over the first n known facts (paper Figures 2 and 3). One JSON record per fact in DIR,
 so an interrupted run continues with --resume and shards (--shard 0/4 … 3/4, any scheduler) merge with --merge.
@@ -191,6 +191,7 @@ export async function runTraceAvgCommand(args: string[]): Promise<number> {
       seed: { type: 'string' },
       model: { type: 'string' },
       method: { type: 'string' },
+      window: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -216,8 +217,16 @@ export async function runTraceAvgCommand(args: string[]): Promise<number> {
   await mkdir(values.out, { recursive: true });
   const bar = progressBar(`trace-avg ${shard.index}/${shard.count}`, {});
   let skipped = 0;
+  // The paper's window of 10 layers suits 48-layer models; smaller models need a smaller one (--window).
+  const kinds = parseKinds(values.kinds);
+  const windows: Partial<Record<StateKind, number>> = {};
+  if (values.window !== undefined) {
+    const w = parseInt0('window', values.window, 1, 1);
+    for (const k of kinds) if (k !== 'hidden') windows[k] = w;
+  }
   const avg = await averageIndirectEffect(model, facts, {
-    kinds: parseKinds(values.kinds),
+    kinds,
+    windows,
     samples: parseInt0('samples', values.samples, 10, 1),
     noise: parseNoise(values.noise),
     seed: parseInt0('seed', values.seed, 0),
