@@ -19,14 +19,16 @@ for (const p of ['The Eiffel Tower is located in the city of', 'Danielle Darrieu
   say(`  ${JSON.stringify(await model.generate(p, { maxNewTokens: 12 }))}`);
 }
 
-const prompt = 'The Eiffel Tower is located in the city of';
-const subject = 'The Eiffel Tower';
+const prompt = 'Vinson Massif is located in the continent of';
+const subject = 'Vinson Massif';
+// The paper's 10-layer window suits 48-layer models; a 6-layer model needs a narrower one.
+const window = model.config.nLayer >= 24 ? 10 : 2;
 say(`\n== next-token probabilities after ${JSON.stringify(prompt)}`);
 for (const t of model.topTokens(prompt, 5)) say(`  ${(t.prob * 100).toFixed(1).padStart(5)}%  ${JSON.stringify(t.token)}`);
 
-say(`\n== causal trace (MLP, window 10, 10 noise samples) of subject ${JSON.stringify(subject)}`);
+say(`\n== causal trace (MLP, window ${window}, 10 noise samples) of subject ${JSON.stringify(subject)}`);
 const t1 = performance.now();
-const tr = await causalTrace(model, { prompt, subject, kind: 'mlp', samples: 10, seed: 0 });
+const tr = await causalTrace(model, { prompt, subject, kind: 'mlp', window, samples: 10, seed: 0 });
 say(`  answer ${JSON.stringify(tr.answer.token)}: p* = ${tr.pStar.toFixed(3)}, corrupted p_low = ${tr.pLow.toFixed(3)} ` +
   `(${((performance.now() - t1) / 1000).toFixed(1)} s)`);
 const shades = ' .:-=+*#%@';
