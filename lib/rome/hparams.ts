@@ -2,22 +2,18 @@
  * ROME hyperparameters: a typed view of the JSON files in `hparams/ROME/` (our own camelCase format; the values of
  * the GPT-2/GPT-J files are the official ones, the bundled model's are chosen from its causal trace).
  */
+import type { ValueHparams } from './computeValue.js';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from '../data/paths.js';
 
-/** ROME hyperparameters (see paper-spec §2). */
-export interface RomeHparams {
+/**
+ * ROME hyperparameters (see paper-spec §2). The v* optimisation's fields come from ValueHparams: vNumGradSteps (the official loop makes at most
+ * vNumGradSteps − 1 updates; we follow it), vLr, vWeightDecay, klFactor, clampNormFactor, earlyStopLoss (official 5e-2).
+ */
+export interface RomeHparams extends ValueHparams {
   /** The edited layer l* (0-based). */
   layer: number;
-  /** Adam steps for v* (the official loop makes at most vNumGradSteps − 1 updates; we follow it). */
-  vNumGradSteps: number;
-  vLr: number;
-  vWeightDecay: number;
-  klFactor: number;
-  clampNormFactor: number;
-  /** Stop the v* optimisation when the loss falls below this (official: 5e-2). */
-  earlyStopLoss: number;
   /** Context prefixes: `count` texts of `length` generated tokens each. */
   contextTemplates: { length: number; count: number }[];
   /** Seed of the prefix sampler (the official code does not seed). */
