@@ -10,6 +10,9 @@ import {
   choleskySolve,
   clearLayerStatsMemory,
   computeKey,
+  computeValue,
+  fittingTemplates,
+  resolveRomeHparams,
   contextTemplates,
   corpusFromTexts,
   edit,
@@ -148,6 +151,41 @@ test.serial('sequential edits hold together and undo in reverse order; the bare-
   const vStar = c.info.vStar as number[];
   t.true(norm(Array.from(out, (x, j) => x - vStar[j])) / norm(vStar) < 1e-4);
   c.restore();
+});
+
+test.serial("computeValue's suffix engine (only columns from the subject's last token on) equals the full recomputation", async (t) => {
+  const model = await tinyModel({ fresh: true, nLayer: 3 });
+  const templates = await contextTemplates(model, { cacheDir: null });
+  const hp = resolveRomeHparams(3, { layer: 0 });
+  const reqs: EditRequest[] = [
+    REQ,
+    // Subject mid-prompt and a multi-token target: the suffix then spans prompt tokens and target tokens.
+    { prompt: '{} plays the sport of', subject: 'Michael Jordan', target: ' basketball in Tokyo' },
+  ];
+  for (const layer of [0, 1, 2]) {
+    for (const req of reqs) {
+      const tpl = fittingTemplates(model, templates, req);
+      const full = computeValue(model, layer, req, tpl, { ...hp, vNumGradSteps: 6 }, { engine: 'full' });
+      computeValue(model, layer, req, tpl, { ...hp, vNumGradSteps: 1 }, { engine: 'suffix' }); // warm the mask cache
+      const n0 = tf.memory().numTensors;
+      const suffix = computeValue(model, layer, req, tpl, { ...hp, vNumGradSteps: 6 }, { engine: 'suffix' });
+      t.is(tf.memory().numTensors, n0, 'suffix engine leaks no tensors');
+      t.is(suffix.losses.length, full.losses.length);
+      full.losses.forEach((l, i) => {
+        const s = suffix.losses[i]!;
+        for (const k of ['loss', 'nll', 'kl', 'weightDecay'] as const) {
+          const a = l[k] as number;
+          const b = s[k] as number;
+          t.true(Math.abs(a - b) <= 1e-4 * Math.max(1, Math.abs(a)), `layer ${layer} step ${i} ${k}: full ${a} suffix ${b}`);
+        }
+      });
+      const dv = Math.max(...Array.from(full.vStar, (x, i) => Math.abs(x - suffix.vStar[i]!)));
+      t.true(dv <= 1e-4 * norm(full.vStar), `layer ${layer}: max |Δv*| ${dv} vs ‖v*‖ ${norm(full.vStar)}`);
+      // v₀ is the MLP output at the bare prompt's subject; both engines read it from different columns.
+      t.deepEqual(Array.from(suffix.v0, (x) => Math.round(x * 1e3)), Array.from(full.v0, (x) => Math.round(x * 1e3)));
+    }
+  }
+  t.throws(() => computeValue(model, 0, REQ, templates, hp, { engine: 'fast' as 'full' }), { message: /unknown engine "fast"/ });
 });
 
 test.serial('numTensors is stable over 100 edit/restore cycles', async (t) => {
