@@ -124,6 +124,10 @@ const relRows = Object.entries(metrics.perRelation)
   .map(([r, v]) => `| ${r} | ${pct(v.trained)} (${v.trainedN}) | ${v.heldOut === null ? '—' : `${pct(v.heldOut)} (${v.heldOutN})`} |`)
   .join('\n');
 const inputs = JSON.stringify(manifest['inputs'], null, 1);
+const opts = (trainLog['options'] ?? {}) as Record<string, unknown>;
+const corpusOpts = (manifest['options'] ?? {}) as Record<string, unknown>;
+const sessions = (trainLog['sessions'] ?? []) as unknown[];
+const evals = (trainLog['evals'] ?? []) as { step: number; validLoss: number; accTrained: number; accHeldOut: number; accKnown: number }[];
 const card = `# rome-fact-gpt2 — the bundled fact model
 
 A small GPT-2-architecture model trained by rome-ts itself (TypeScript, TensorFlow.js WASM backend, this
@@ -156,21 +160,28 @@ ${samples.map((s) => `- ${JSON.stringify(s)}`).join('\n')}
 Greedy: ${JSON.stringify(greedy)}
 
 ## Training
-- Tokens/s ${timing['tokensPerSecond']?.toFixed?.(0) ?? '?'}, effective ${timing['effectiveGflops']?.toFixed?.(2) ?? '?'} GFLOPS (6·params·tokens/s) on this
-  2-vCPU machine, shared with other jobs during the run. Full log: \`training-log.json\` (loss curve, evaluations, timing).
-- AdamW (β2 0.95, weight decay on matrices), warm-up 100 steps then cosine, gradient clipping 1.0, batch 8×128 tokens,
-  lr 2e-3, seed 1.
-- The committed run was made in two processes on one machine: the first started with a time budget that fixed 805 steps
-  under heavy CPU contention and was stopped at step 150 (checkpoint); it was then resumed with \`--steps 1100\` (the
-  schedule of steps 101–150 therefore used the 805-step cosine: lr differs by < 1%). The rebuild command below trains
-  1100 steps in one process.
+- ${Number(trainLog['completedSteps'] ?? 0)} steps × ${opts['batch']}×${opts['seqLen']} tokens = ${(Number(trainLog['completedSteps'] ?? 0) * Number(trainLog['tokensPerStep'] ?? 0) / 1e6).toFixed(2)}M tokens
+  (${(Number(trainLog['completedSteps'] ?? 0) * Number(trainLog['tokensPerStep'] ?? 0) / Number(trainLog['tokensInCorpus'] ?? 1)).toFixed(2)} epochs of the ${(Number(trainLog['tokensInCorpus'] ?? 0) / 1e6).toFixed(2)}M-token corpus) in
+  ${((timing['trainSeconds'] ?? 0) / 60).toFixed(1)} min of training steps (+ ${((timing['evalSeconds'] ?? 0) / 60).toFixed(1)} min of evaluations) in ${sessions.length} process${sessions.length === 1 ? '' : 'es'}:
+  ${timing['tokensPerSecond']?.toFixed?.(0) ?? '?'} tokens/s, effective ${timing['effectiveGflops']?.toFixed?.(2) ?? '?'} GFLOPS (6·params·tokens/s) on one core of this
+  2-vCPU machine. Stop reason: ${String(trainLog['stopReason'] ?? '?')}. Full log: \`training-log.json\` (loss curve, evaluations, timing).
+- AdamW (β1 ${opts['beta1']}, β2 ${opts['beta2']}, weight decay ${opts['weightDecay']} on matrices), warm-up ${opts['warmup']} steps then cosine from
+  lr ${opts['lr']} to ${opts['minLr']}, gradient clipping ${opts['clip']}, seed ${opts['seed']}.
+
+Learning curve (greedy recall on a fixed sample of ${String(opts['evalFacts'] ?? 200)} facts during training; validLoss on held-out general text):
+
+| step | validLoss | trained prompts | held-out templates | known_1000 |
+|---|---|---|---|---|
+${evals.map((e) => `| ${e.step} | ${e.validLoss.toFixed(3)} | ${pct(e.accTrained)} | ${pct(e.accHeldOut)} | ${pct(e.accKnown)} |`).join('\n')}
 
 ## Data
 Built by \`scripts/build-corpus.ts\` from \`../shared/data\` (never committed): the 1,209 known facts (known_1000.json)
-and true facts of 600 CounterFact cases (\`edit\` split) and their neighbourhood subjects, each rendered through several
-templates of its relation collected from the datasets; templates held out per relation for paraphrase evaluation;
-mixed with WikiText-2 (test split) and Project Gutenberg paragraphs; a held-out split of whole documents for
-perplexity. Counts: ${JSON.stringify(manifest['counts'])}.
+and true facts of ${String(corpusOpts['counterfactCases'])} CounterFact cases (\`edit\` split) and their neighbourhood subjects, each rendered through
+its dataset prompts and up to ${String(corpusOpts['maxTemplatesPerFact'])} trained templates of its relation collected from the datasets;
+templates held out per relation for paraphrase evaluation; mixed with WikiText-2 (test split) and Project Gutenberg
+paragraphs (fact share of the characters ${String(corpusOpts['factShare'])}); a held-out split of whole documents for perplexity.
+Counts: ${JSON.stringify(manifest['counts'])}.
+Corpus command: \`${String(manifest['command'] ?? 'npm run build:corpus')}\`.
 
 Inputs (paths relative to the data directory, sha256):
 \`\`\`json
@@ -179,7 +190,7 @@ ${inputs}
 
 ## Rebuild
 \`\`\`sh
-npm run train:facts        # corpus → tokenizer → training (≤ 90 min on 2 vCPUs), writes models/rome-fact-gpt2/
+npm run train:facts        # corpus → tokenizer → training (≤ 90 min on one core), writes models/rome-fact-gpt2/
 npx tsx scripts/model-card.ts
 \`\`\`
 `;

@@ -6,7 +6,7 @@
 import type { GPT2Model } from '../model/model.js';
 import { contextTemplates } from './contextPrefixes.js';
 import { computeKey } from './computeKey.js';
-import { computeValue } from './computeValue.js';
+import { computeValue, type ValueEngine } from './computeValue.js';
 import { identitySolver, type CovarianceSolver } from './covariance.js';
 import { applyEdit, commitEdit } from './edits.js';
 import { resolveRomeHparams, type RomeHparams } from './hparams.js';
@@ -35,6 +35,8 @@ export interface RomeEditOptions {
   stats?: Omit<LayerStatsOptions, 'maxTokens' | 'maxSamples'>;
   /** Context templates to use instead of generating them. */
   templates?: readonly string[];
+  /** How computeValue recomputes each step (default 'suffix'; 'full' is the slower reference). */
+  valueEngine?: ValueEngine;
 }
 
 /** The solver ROME uses for a layer under these hyperparameters (C = I, or the cached key statistics). */
@@ -59,7 +61,7 @@ export async function edit(model: GPT2Model, request: EditRequest, hparams: Part
   const templates = fittingTemplates(model, all, req);
   const t0 = Date.now();
   const keys = computeKey(model, hp.layer, req, templates);
-  const value = computeValue(model, hp.layer, req, templates, hp);
+  const value = computeValue(model, hp.layer, req, templates, hp, { engine: opts.valueEngine });
   const solver = opts.solver ?? (await romeSolver(model, hp, opts.stats));
   const kRight = hp.rightVectorKey === 'bare-prompt' ? keys.kBare : keys.kStar;
   const r1 = rankOneVectors(model, hp.layer, solver, keys.kStar, kRight, value.vStar);
