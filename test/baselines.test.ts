@@ -89,3 +89,32 @@ test.serial('baselines leak no tensors', async (t) => {
   }
   t.is(tf.memory().numTensors, n0);
 });
+
+test.serial('KN attribution obeys integrated gradients completeness: Σ_i IG_i(layer l) = p(answer) − p(answer | that layer\'s last-position keys zeroed)', async (t) => {
+  const model = await tinyModel();
+  const answer = ' Paris';
+  const aId = model.tokenizer!.encode(answer).ids;
+  t.is(aId.length, 1, 'single-token answer keeps the check exact');
+  // 400 Riemann points make the sum converge to the integral (the attribution uses α = 0 … 1 inclusive).
+  const scores = knAttribution(model, TEXT, answer, 400);
+  const T = model.tokenizer!.encode(TEXT).ids.length;
+  const pAnswer = (zeroLayer: number | null): number => {
+    const hooks =
+      zeroLayer === null
+        ? {}
+        : {
+            [`blocks.${zeroLayer}.mlp.key`]: (x: tf.Tensor) =>
+              tf.concat([tf.slice(x, [0, 0, 0], [1, T - 1, -1]), tf.zerosLike(tf.slice(x, [0, T - 1, 0], [1, 1, -1]))], 1),
+          };
+    const p = tf.tidy(() => model.nextTokenProbs(TEXT, { hooks }));
+    const v = p.dataSync()[aId[0]!] as number;
+    p.dispose();
+    return v;
+  };
+  const full = pAnswer(null);
+  for (let l = 0; l < model.config.nLayer; l++) {
+    const sum = scores[l]!.reduce((s, x) => s + x, 0);
+    const diff = full - pAnswer(l);
+    t.true(Math.abs(sum - diff) <= 0.02 * Math.abs(diff) + 1e-4, `layer ${l}: Σ IG ${sum} vs Δp ${diff}`);
+  }
+});

@@ -13,7 +13,7 @@
  *    −2·emb(original top-1 prediction) + 2·emb(first token of the new target), scaled by lrScale.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { forward, logitLens } from '../model/forward.js';
+import { forward, logitLens, type KVCache } from '../model/forward.js';
 import type { GPT2Model } from '../model/model.js';
 import { commitEdit, float32ToBase64 } from '../rome/edits.js';
 import { readHparamsFile } from '../rome/hparams.js';
@@ -56,17 +56,25 @@ export function knAttribution(model: GPT2Model, prompt: string, answer: string, 
       const row = [...p, ...a.slice(0, j)];
       const T = row.length;
       const ids = tf.tensor2d([row], [1, T], 'int32');
-      // Baseline keys of every layer at the last position, and the residual entering every layer.
+      // Scaling the last position's keys changes nothing before it: run the prompt once, keep the keys/values of
+      // positions < T−1, and recompute only the last position of blocks ≥ l for the `steps` points of the integral.
       const keys: tf.Tensor[] = [];
       const resid: tf.Tensor[] = [];
       const hooks: Record<string, (x: tf.Tensor) => void> = {};
+      const lastOf = (x: tf.Tensor, w: number) => tf.slice(x, [0, T - 1, 0], [1, 1, w]);
       for (let l = 0; l < nLayer; l++) {
-        hooks[`blocks.${l}.mlp.key`] = (x) => void keys.push(tf.keep(tf.reshape(tf.slice(x, [0, T - 1, 0], [1, 1, nInner]), [1, nInner])));
-        if (l > 0) hooks[`blocks.${l - 1}`] = (x) => void resid.push(tf.keep(tf.tile(x, [steps, 1, 1])));
+        hooks[`blocks.${l}.mlp.key`] = (x) => void keys.push(tf.keep(tf.reshape(lastOf(x, nInner), [1, nInner])));
+        if (l > 0) hooks[`blocks.${l - 1}`] = (x) => void resid.push(tf.keep(tf.tile(lastOf(x, model.config.nEmbd), [steps, 1, 1])));
       }
-      const out = forward(model.params, ids, { logits: 'none', hooks });
+      const out = forward(model.params, ids, { logits: 'none', hooks, returnPresent: T > 1 });
       out.hidden.dispose();
-      const idsB = tf.tile(ids, [steps, 1]) as tf.Tensor2D;
+      let past: KVCache | undefined;
+      if (out.present) {
+        const cut = (t: tf.Tensor4D) => tf.tidy(() => tf.tile(tf.slice(t, [0, 0, 0, 0], [1, -1, T - 1, -1]), [steps, 1, 1, 1]) as tf.Tensor4D);
+        past = { k: out.present.k.map(cut), v: out.present.v.map(cut) };
+        tf.dispose([...out.present.k, ...out.present.v]);
+      }
+      const idsB = tf.fill([steps, 1], row[T - 1] as number, 'int32') as tf.Tensor2D;
       for (let l = 0; l < nLayer; l++) {
         const base = keys[l];
         const scaled = tf.mul(alphas, base) as tf.Tensor2D;
@@ -74,13 +82,11 @@ export function knAttribution(model: GPT2Model, prompt: string, answer: string, 
           const o = forward(model.params, l === 0 ? idsB : null, {
             startLayer: l,
             residual: l === 0 ? undefined : (resid[l - 1] as tf.Tensor3D),
+            past,
             logits: 'none',
-            hooks: {
-              [`blocks.${l}.mlp.key`]: (x) =>
-                T === 1 ? tf.expandDims(z, 1) : tf.concat([tf.slice(x, [0, 0, 0], [steps, T - 1, nInner]), tf.expandDims(z, 1)], 1),
-            },
+            hooks: { [`blocks.${l}.mlp.key`]: () => tf.expandDims(z, 1) },
           });
-          const last = tf.reshape(tf.slice(o.hidden, [0, T - 1, 0], [steps, 1, model.config.nEmbd]), [steps, model.config.nEmbd]);
+          const last = tf.reshape(o.hidden, [steps, model.config.nEmbd]);
           const probs = tf.softmax(logitLens(model.params, last));
           const onehot = tf.oneHot(tf.fill([steps], a[j], 'int32'), model.config.vocabSize);
           return tf.sum(tf.mul(probs, onehot)) as tf.Scalar;
@@ -90,6 +96,7 @@ export function knAttribution(model: GPT2Model, prompt: string, answer: string, 
         for (let i = 0; i < nInner; i++) scores[l][i] += d[i] / a.length;
         for (const t of [scaled, g, ig]) t.dispose();
       }
+      if (past) tf.dispose([...past.k, ...past.v]);
       for (const t of [...keys, ...resid, ids, idsB]) t.dispose();
     }
   } finally {

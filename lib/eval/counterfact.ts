@@ -54,7 +54,10 @@ export async function evalCounterFactCase(
   if (gen && rec.generationPrompts.length > 0) {
     const texts: string[] = [];
     for (let i = 0; i < rec.generationPrompts.length; i++) {
-      texts.push(await model.generate(rec.generationPrompts[i], { maxNewTokens: gen.maxNewTokens ?? 100, topK: gen.topK ?? 5, seed: (gen.seed ?? 0) + i }));
+      // A fixed length, past end-of-text tokens, as the paper's generations: a model trained on one-sentence
+      // documents would otherwise stop after a dozen tokens and GE would measure sentence length, not fluency.
+      const opts = { maxNewTokens: gen.maxNewTokens ?? 100, topK: gen.topK ?? 5, seed: (gen.seed ?? 0) + i, stopAtEos: false };
+      texts.push(await model.generate(rec.generationPrompts[i], opts));
     }
     const ents = texts.map(ngramEntropy);
     let rs: number | null = null;

@@ -375,7 +375,14 @@ export class GPT2Model {
     const ids = this.encode(prompt);
     const gen = await this.generateIds(ids, opts);
     const eos = this.config.eosTokenId;
-    return prompt + this.decode(gen.filter((t) => t !== eos));
+    // End-of-text tokens become line breaks between the documents of a generation that runs past them.
+    const docs: number[][] = [[]];
+    for (const t of gen) {
+      if (t === eos) docs.push([]);
+      else (docs[docs.length - 1] as number[]).push(t);
+    }
+    while (docs.length > 1 && (docs[docs.length - 1] as number[]).length === 0) docs.pop();
+    return prompt + docs.map((d) => this.decode(d)).join('\n');
   }
 
   private async pick(logits: tf.Tensor, topK: number, temperature: number, rand: () => number): Promise<number> {
