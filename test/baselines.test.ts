@@ -92,9 +92,18 @@ test.serial('baselines leak no tensors', async (t) => {
 
 test.serial('KN attribution obeys integrated gradients completeness: Σ_i IG_i(layer l) = p(answer) − p(answer | that layer\'s last-position keys zeroed)', async (t) => {
   const model = await tinyModel();
-  const answer = ' Paris';
-  const aId = model.tokenizer!.encode(answer).ids;
-  t.is(aId.length, 1, 'single-token answer keeps the check exact');
+  // The model's own top token after the prompt: a probability large enough that the check is not lost in rounding.
+  const probs = tf.tidy(() => model.nextTokenProbs(TEXT));
+  const order = Array.from(probs.dataSync()).map((p, i) => [p, i] as const).sort((a, b) => b[0] - a[0]);
+  probs.dispose();
+  // The first that is a whole word with a leading space, so that encoding the answer gives back this one token.
+  const pick = order.find(([, i]) => {
+    const s = model.decode([i]);
+    return s.startsWith(' ') && s.length > 1 && model.tokenizer!.encode(s).ids.join() === String(i);
+  });
+  t.truthy(pick);
+  const aId = [pick![1]];
+  const answer = model.decode(aId);
   // 400 Riemann points make the sum converge to the integral (the attribution uses α = 0 … 1 inclusive).
   const scores = knAttribution(model, TEXT, answer, 400);
   const T = model.tokenizer!.encode(TEXT).ids.length;
@@ -115,6 +124,8 @@ test.serial('KN attribution obeys integrated gradients completeness: Σ_i IG_i(l
   for (let l = 0; l < model.config.nLayer; l++) {
     const sum = scores[l]!.reduce((s, x) => s + x, 0);
     const diff = full - pAnswer(l);
-    t.true(Math.abs(sum - diff) <= 0.02 * Math.abs(diff) + 1e-4, `layer ${l}: Σ IG ${sum} vs Δp ${diff}`);
+    t.log(`layer ${l}: Σ IG ${sum} vs Δp ${diff} (p ${full})`);
+    t.true(Math.abs(diff) > 1e-3, 'the layer matters for this answer');
+    t.true(Math.abs(sum - diff) <= 0.02 * Math.abs(diff), `layer ${l}: Σ IG ${sum} vs Δp ${diff}`);
   }
 });
