@@ -5,8 +5,10 @@
  *   npx tsx scripts/train-facts.ts [--name rome-facts] [--steps 1200] [--batch 8] [--seq 128] [--lr 1e-3]
  *       [--min-lr 1e-4] [--warmup 100] [--wd 0.1] [--clip 1] [--seed 1] [--layers 6] [--d 256] [--heads 4]
  *       [--positions 128] [--eval-every 100] [--ckpt-every 50] [--max-minutes M] [--time-budget M] [--eval-facts 200]
- *       [--valid-windows 16] [--progress-seconds 30] [--corpus build/corpus] [--tokenizer build/tokenizer.json] [--work build/train/<name>]
+ *       [--valid-windows 16] [--progress-seconds 30] [--threads 1] [--corpus build/corpus] [--tokenizer build/tokenizer.json] [--work build/train/<name>]
  *       [--out models/<name>] [--fresh]
+ *
+ * --threads N splits every batch over N threads (one WASM instance each; 2 uses both cores of this machine).
  *
  * --time-budget M times the first steps and then fixes the number of steps (at most --steps) so that training,
  * evaluations and the final save end within M minutes of the start of training; the cosine schedule then
@@ -52,6 +54,7 @@ interface Args {
   evalFacts: number;
   validWindows: number;
   progressSeconds: number;
+  threads: number;
   corpus: string;
   tokenizer: string;
   work: string | null;
@@ -62,7 +65,7 @@ interface Args {
 const USAGE =
   'usage: train-facts [--name rome-facts] [--steps N] [--batch B] [--seq T] [--lr X] [--min-lr X] [--warmup N] ' +
   '[--wd X] [--clip X] [--seed N] [--layers N] [--d N] [--heads N] [--positions N] [--eval-every N] ' +
-  '[--ckpt-every N] [--max-minutes M] [--time-budget M] [--eval-facts N] [--valid-windows N] [--progress-seconds S] [--corpus DIR] [--tokenizer FILE] ' +
+  '[--ckpt-every N] [--max-minutes M] [--time-budget M] [--eval-facts N] [--valid-windows N] [--progress-seconds S] [--threads N] [--corpus DIR] [--tokenizer FILE] ' +
   '[--work DIR] [--out DIR] [--fresh]';
 
 function usage(msg: string): never {
@@ -93,6 +96,7 @@ function parseArgs(argv: string[]): Args {
     evalFacts: 200,
     validWindows: 16,
     progressSeconds: 30,
+    threads: 1,
     corpus: 'build/corpus',
     tokenizer: 'build/tokenizer.json',
     work: null,
@@ -120,6 +124,7 @@ function parseArgs(argv: string[]): Args {
     '--eval-facts': 'evalFacts',
     '--valid-windows': 'validWindows',
     '--progress-seconds': 'progressSeconds',
+    '--threads': 'threads',
   };
   const strings: Record<string, keyof Args> = {
     '--name': 'name',
@@ -308,6 +313,7 @@ async function main(): Promise<void> {
     timeBudgetMinutes: a.timeBudget > 0 ? a.timeBudget : undefined,
     shouldStop: () => stopRequested,
     progressSeconds: a.progressSeconds,
+    threads: a.threads,
     meta: {
       command: `npx tsx scripts/train-facts.ts ${process.argv.slice(2).join(' ')}`.trim(),
       backend,

@@ -387,3 +387,32 @@ test('train: a time budget fixes the number of steps after calibration, and a re
   second.params.dispose();
   await rm(dir, { recursive: true, force: true });
 });
+
+test('train: two data-parallel threads give the one-thread losses and weights to float rounding; bad thread counts are refused', async (t) => {
+  const { tokens, config } = tinySetup();
+  const stream = await tokens;
+  const dirA = await tempDir();
+  const dirB = await tempDir();
+  const a = await train({ ...baseOpts(config, stream, dirA), steps: 8 });
+  const b = await train({ ...baseOpts(config, stream, dirB), steps: 8, threads: 2 });
+  t.is(b.log.options['threads'], 2);
+  a.log.steps.forEach((s, i) => {
+    const l = b.log.steps[i]!.loss;
+    t.true(Math.abs(s.loss - l) <= 1e-5 * Math.max(1, s.loss), `step ${i + 1}: loss ${s.loss} vs ${l}`);
+  });
+  const wa = allWeights(a.params);
+  const wb = allWeights(b.params);
+  let worst = 0;
+  for (const [k, x] of wa) {
+    const y = wb.get(k)!;
+    for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i]! - y[i]!));
+  }
+  t.log(`max |Δw| after 8 steps: ${worst.toExponential(2)}`);
+  t.true(worst < 1e-4, `max |Δw| ${worst}`);
+  t.false(sameBits(wa, new Map([...wa].map(([k, v]) => [k, v.map((x) => x * 1.0001)]))), 'the comparison sees changes');
+  a.params.dispose();
+  b.params.dispose();
+  await t.throwsAsync(train({ ...baseOpts(config, stream, await tempDir()), threads: 3 }), { message: /multiple of threads/ });
+  await t.throwsAsync(train({ ...baseOpts(config, stream, await tempDir()), threads: 0 }), { message: /positive integer/ });
+  for (const d of [dirA, dirB]) await rm(d, { recursive: true, force: true });
+});

@@ -18,6 +18,7 @@ import { GPT2Params } from '../model/params.js';
 import { countParams, initWeights } from './init.js';
 import { AdamW, lrAt, type AdamWState } from './optimizer.js';
 import { WindowSampler, writeFileAtomic, type Batch, type SamplerCursor } from './data.js';
+import { startParallelGrads } from './dataParallel.js';
 
 /** Metrics returned by an evaluator (e.g. { validLoss: 3.2, factAccTrained: 0.8 }). */
 export type Metrics = Record<string, number>;
@@ -77,6 +78,11 @@ export interface TrainOptions {
   log?: (line: string) => void;
   /** Free-form fields copied into the JSON log (e.g. corpus and tokenizer hashes). */
   meta?: Record<string, unknown>;
+  /**
+   * Threads that share each batch (data-parallel, dataParallel.ts; default 1). WASM is single-threaded: 2 uses both
+   * cores of a 2-core machine. `batch` must be a multiple. Equal to one thread to float rounding, not bit for bit.
+   */
+  threads?: number;
 }
 
 /** One logged training step. */
@@ -322,6 +328,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     evalEvery,
     ckptEvery,
     maxMinutes: o.maxMinutes ?? null,
+    threads: o.threads ?? 1,
   };
   params.training = true;
   const names = params.names();
@@ -333,6 +340,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const byVarName = new Map(names.map((n) => [params.get(n).name, n]));
   const vars = params.variables();
   const sampler = new WindowSampler(o.tokens, o.seqLen, o.seed + 1, cursor);
+  const threads = o.threads ?? 1;
+  if (!Number.isInteger(threads) || threads < 1) throw new Error(`train: threads must be a positive integer, got ${threads}`);
+  if (o.batch % threads !== 0) throw new Error(`train: batch ${o.batch} must be a multiple of threads (${threads})`);
+  const parallel = threads > 1 ? await startParallelGrads(params, threads) : null;
 
   const session = {
     startStep: step,
@@ -402,18 +413,24 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       const s0 = performance.now();
       const batch = sampler.next(o.batch);
       const lr = lrAt(step, schedule);
-      const { value, grads } = tf.variableGrads(() => batchLoss(params, batch), vars);
+      let loss: number;
       const named = new Map<string, tf.Tensor>();
-      for (const [k, g] of Object.entries(grads)) named.set(byVarName.get(k) ?? k, g);
-      const loss = (value.dataSync()[0] as number);
-      if (!Number.isFinite(loss)) {
+      if (parallel) {
+        const r = await parallel.step(batch);
+        loss = r.loss;
+        for (const [k, g] of r.grads) named.set(k, g);
+      } else {
+        const { value, grads } = tf.variableGrads(() => batchLoss(params, batch), vars);
+        for (const [k, g] of Object.entries(grads)) named.set(byVarName.get(k) ?? k, g);
+        loss = value.dataSync()[0] as number;
         value.dispose();
-        tf.dispose(Object.values(grads));
+      }
+      if (!Number.isFinite(loss)) {
+        tf.dispose([...named.values()]);
         throw new Error(`train: loss is ${loss} at step ${step}; not saving this state (last checkpoint is kept)`);
       }
       const { gradNorm } = opt.apply(named, lr);
-      value.dispose();
-      tf.dispose(Object.values(grads));
+      tf.dispose([...named.values()]);
       const seconds = (performance.now() - s0) / 1000;
       step += 1;
       sessionSteps += 1;
@@ -473,6 +490,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     opt.dispose();
     params.dispose();
     throw e;
+  } finally {
+    await parallel?.close();
   }
   opt.dispose();
   log(
