@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: runs every benchmark, prints one table and writes build/bench/results.json.
- * Usage: npm run bench [-- core trace rome] [--quick]
+ * Usage: npm run bench [-- core trace rome train] [--quick]
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -21,6 +21,7 @@ const all: Record<string, () => Promise<Bench>> = {
 for (const [name, file, fn] of [
   ['trace', './trace.js', 'benchTrace'],
   ['rome', './rome.js', 'benchRome'],
+  ['train', './train.js', 'benchTrain'],
 ] as const) {
   all[name] = async () => {
     const m = (await import(file)) as Record<string, Bench>;
