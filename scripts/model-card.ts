@@ -166,7 +166,7 @@ Greedy: ${JSON.stringify(greedy)}
   ${timing['tokensPerSecond']?.toFixed?.(0) ?? '?'} tokens/s, effective ${timing['effectiveGflops']?.toFixed?.(2) ?? '?'} GFLOPS (6·params·tokens/s) on one core of this
   2-vCPU machine. Stop reason: ${String(trainLog['stopReason'] ?? '?')}. Full log: \`training-log.json\` (loss curve, evaluations, timing).
 - AdamW (β1 ${opts['beta1']}, β2 ${opts['beta2']}, weight decay ${opts['weightDecay']} on matrices), warm-up ${opts['warmup']} steps then cosine from
-  lr ${opts['lr']} to ${opts['minLr']}, gradient clipping ${opts['clip']}, seed ${opts['seed']}.
+  lr ${Number(opts['lr']).toPrecision(3)} to ${Number(opts['minLr']).toPrecision(3)}, gradient clipping ${opts['clip']}, seed ${opts['seed']}.
 
 Learning curve (greedy recall on a fixed sample of ${String(opts['evalFacts'] ?? 200)} facts during training; validLoss on held-out general text):
 
