@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Figure 5-style sweep on the bundled model: ROME at every layer on the first N CounterFact cases, in two lanes
 # (even and odd layers), then one summary row per layer into results/layer-sweep.{md,json}.
-# Env: N (cases per layer, default 30), OUT (default out/layer-sweep), LAYERS (default 0 … nLayer−1).
+# Env: N (cases per layer, default 30), OUT (default out/layer-sweep), LAYERS (default 0 … nLayer−1),
+# MD (the table's file, default results/layer-sweep.md).
 # Resumable: rerunning skips finished cases.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,5 +25,5 @@ a=$!
 lane "${odd[@]}"
 wait "$a"
 dirs=(); for l in $LAYERS; do dirs+=("$OUT/layer$l"); done
-$CLI summarize "${dirs[@]}" --md results/layer-sweep.md --json results/layer-sweep.json
-cat results/layer-sweep.md
+$CLI summarize "${dirs[@]}" --md "${MD:-results/layer-sweep.md}" --json results/layer-sweep.json
+cat "${MD:-results/layer-sweep.md}"

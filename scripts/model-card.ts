@@ -127,6 +127,14 @@ const inputs = JSON.stringify(manifest['inputs'], null, 1);
 const opts = (trainLog['options'] ?? {}) as Record<string, unknown>;
 const corpusOpts = (manifest['options'] ?? {}) as Record<string, unknown>;
 const sessions = (trainLog['sessions'] ?? []) as unknown[];
+const threads = Number(opts['threads'] ?? 1);
+const meta = (trainLog['meta'] ?? {}) as Record<string, unknown>;
+const ow = meta['objectWeights'] as { weight: number; objectTokens: number; factDocuments: number } | undefined;
+const lossLine = ow
+  ? `next-token cross-entropy over every token, with the ${ow.objectTokens} object tokens of the ${ow.factDocuments} fact sentences ` +
+    `(${((100 * ow.objectTokens) / Number(trainLog['tokensInCorpus'] ?? 1)).toFixed(1)}% of the stream) weighted ×${ow.weight} ` +
+    '(`--object-weight`, lib/train/objectWeights.ts); the logged loss is the weighted one'
+  : 'next-token cross-entropy over every token, unweighted';
 const evals = (trainLog['evals'] ?? []) as { step: number; validLoss: number; accTrained: number; accHeldOut: number; accKnown: number }[];
 const card = `# rome-fact-gpt2 — the bundled fact model
 
@@ -163,10 +171,12 @@ Greedy: ${JSON.stringify(greedy)}
 - ${Number(trainLog['completedSteps'] ?? 0)} steps × ${opts['batch']}×${opts['seqLen']} tokens = ${(Number(trainLog['completedSteps'] ?? 0) * Number(trainLog['tokensPerStep'] ?? 0) / 1e6).toFixed(2)}M tokens
   (${(Number(trainLog['completedSteps'] ?? 0) * Number(trainLog['tokensPerStep'] ?? 0) / Number(trainLog['tokensInCorpus'] ?? 1)).toFixed(2)} epochs of the ${(Number(trainLog['tokensInCorpus'] ?? 0) / 1e6).toFixed(2)}M-token corpus) in
   ${((timing['trainSeconds'] ?? 0) / 60).toFixed(1)} min of training steps (+ ${((timing['evalSeconds'] ?? 0) / 60).toFixed(1)} min of evaluations) in ${sessions.length} process${sessions.length === 1 ? '' : 'es'}:
-  ${timing['tokensPerSecond']?.toFixed?.(0) ?? '?'} tokens/s, effective ${timing['effectiveGflops']?.toFixed?.(2) ?? '?'} GFLOPS (6·params·tokens/s) on one core of this
+  ${timing['tokensPerSecond']?.toFixed?.(0) ?? '?'} tokens/s, effective ${timing['effectiveGflops']?.toFixed?.(2) ?? '?'} GFLOPS (6·params·tokens/s) ${threads > 1 ? `on ${threads} data-parallel threads (one WASM instance each)` : 'on one core'} of this
   2-vCPU machine. Stop reason: ${String(trainLog['stopReason'] ?? '?')}. Full log: \`training-log.json\` (loss curve, evaluations, timing).
 - AdamW (β1 ${opts['beta1']}, β2 ${opts['beta2']}, weight decay ${opts['weightDecay']} on matrices), warm-up ${opts['warmup']} steps then cosine from
   lr ${Number(opts['lr']).toPrecision(3)} to ${Number(opts['minLr']).toPrecision(3)}, gradient clipping ${opts['clip']}, seed ${opts['seed']}.
+- Loss: ${lossLine}.
+- Command: \`${String(meta['command'] ?? 'npm run train:facts')}\`.
 
 Learning curve (greedy recall on a fixed sample of ${String(opts['evalFacts'] ?? 200)} facts during training; validLoss on held-out general text):
 
@@ -190,7 +200,7 @@ ${inputs}
 
 ## Rebuild
 \`\`\`sh
-npm run train:facts        # corpus → tokenizer → training (≤ 90 min on one core), writes models/rome-fact-gpt2/
+npm run train:facts        # corpus → tokenizer → training (≤ 90 min on this 2-vCPU machine), writes models/rome-fact-gpt2/
 npx tsx scripts/model-card.ts
 \`\`\`
 `;

@@ -5,10 +5,13 @@
  *   npx tsx scripts/train-facts.ts [--name rome-facts] [--steps 1200] [--batch 8] [--seq 128] [--lr 1e-3]
  *       [--min-lr 1e-4] [--warmup 100] [--wd 0.1] [--clip 1] [--seed 1] [--layers 6] [--d 256] [--heads 4]
  *       [--positions 128] [--eval-every 100] [--ckpt-every 50] [--max-minutes M] [--time-budget M] [--eval-facts 200]
- *       [--valid-windows 16] [--progress-seconds 30] [--threads 1] [--corpus build/corpus] [--tokenizer build/tokenizer.json] [--work build/train/<name>]
+ *       [--valid-windows 16] [--progress-seconds 30] [--threads 1] [--object-weight 1] [--corpus build/corpus] [--tokenizer build/tokenizer.json] [--work build/train/<name>]
  *       [--out models/<name>] [--fresh]
  *
  * --threads N splits every batch over N threads (one WASM instance each; 2 uses both cores of this machine).
+ *
+ * --object-weight W multiplies the loss of the object tokens of every fact sentence by W (lib/train/objectWeights.ts);
+ * 1 is the plain language-model loss.
  *
  * --time-budget M times the first steps and then fixes the number of steps (at most --steps) so that training,
  * evaluations and the final save end within M minutes of the start of training; the cosine schedule then
@@ -28,7 +31,9 @@ import { forward } from '../lib/model/forward.js';
 import type { GPT2Params } from '../lib/model/params.js';
 import { createRng } from '../lib/rng.js';
 import { Tokenizer } from '../lib/tokenizer/tokenizer.js';
-import { evalWindows, tokenizeFile, writeFileAtomic, type Batch } from '../lib/train/data.js';
+import { evalWindows, splitDocuments, tokenizeFile, writeFileAtomic, type Batch } from '../lib/train/data.js';
+import { factLine } from '../lib/data/factCorpus.js';
+import { factObjectWeights, type FactSentence } from '../lib/train/objectWeights.js';
 import { countParams, makeConfig } from '../lib/train/init.js';
 import { meanLoss, train, TRAIN_CHECKPOINT, type Metrics } from '../lib/train/trainLoop.js';
 
@@ -55,6 +60,7 @@ interface Args {
   validWindows: number;
   progressSeconds: number;
   threads: number;
+  objectWeight: number;
   corpus: string;
   tokenizer: string;
   work: string | null;
@@ -65,7 +71,7 @@ interface Args {
 const USAGE =
   'usage: train-facts [--name rome-facts] [--steps N] [--batch B] [--seq T] [--lr X] [--min-lr X] [--warmup N] ' +
   '[--wd X] [--clip X] [--seed N] [--layers N] [--d N] [--heads N] [--positions N] [--eval-every N] ' +
-  '[--ckpt-every N] [--max-minutes M] [--time-budget M] [--eval-facts N] [--valid-windows N] [--progress-seconds S] [--threads N] [--corpus DIR] [--tokenizer FILE] ' +
+  '[--ckpt-every N] [--max-minutes M] [--time-budget M] [--eval-facts N] [--valid-windows N] [--progress-seconds S] [--threads N] [--object-weight W] [--corpus DIR] [--tokenizer FILE] ' +
   '[--work DIR] [--out DIR] [--fresh]';
 
 function usage(msg: string): never {
@@ -97,6 +103,7 @@ function parseArgs(argv: string[]): Args {
     validWindows: 16,
     progressSeconds: 30,
     threads: 1,
+    objectWeight: 1,
     corpus: 'build/corpus',
     tokenizer: 'build/tokenizer.json',
     work: null,
@@ -125,6 +132,7 @@ function parseArgs(argv: string[]): Args {
     '--valid-windows': 'validWindows',
     '--progress-seconds': 'progressSeconds',
     '--threads': 'threads',
+    '--object-weight': 'objectWeight',
   };
   const strings: Record<string, keyof Args> = {
     '--name': 'name',
@@ -257,6 +265,20 @@ async function main(): Promise<void> {
   say(`corpus: ${tokens.length} training tokens, ${validTokens.length} validation tokens (${((Date.now() - t0) / 1000).toFixed(1)}s)`);
 
   const facts = await readFacts(path.join(a.corpus, 'facts.json'));
+  let tokenWeights: Float32Array | undefined;
+  let objectWeightStats: Record<string, number> | undefined;
+  if (a.objectWeight !== 1) {
+    const sentences = new Map<string, FactSentence>();
+    for (const f of facts) for (const prompt of f.trainedPrompts) sentences.set(factLine(prompt, f.object), { prompt, object: f.object });
+    const docs = splitDocuments(await fsp.readFile(trainFile, 'utf8'), 'line');
+    const r = factObjectWeights(tokens, docs, sentences, tok, a.objectWeight);
+    tokenWeights = r.weights;
+    objectWeightStats = { ...r.stats, weight: a.objectWeight };
+    say(
+      `object weight ${a.objectWeight}: ${r.stats.objectTokens} object tokens in ${r.stats.factDocuments} fact sentences ` +
+        `(of ${r.stats.documents} documents, ${tokens.length} tokens)`,
+    );
+  }
   const sets = factEvalSets(facts, tok, a.evalFacts, a.seed + 1000);
   const validBatches: Batch[] = evalWindows(validTokens, a.seq, a.validWindows, a.batch);
   const pad = tok.eosId ?? 0;
@@ -296,6 +318,7 @@ async function main(): Promise<void> {
   const result = await train({
     config,
     tokens,
+    tokenWeights,
     steps: a.steps,
     batch: a.batch,
     seqLen: a.seq,
@@ -321,6 +344,7 @@ async function main(): Promise<void> {
       trainTextFile: trainFile,
       trainTokens: tokens.length,
       validTokens: validTokens.length,
+      ...(objectWeightStats ? { objectWeights: objectWeightStats } : {}),
       evalPrompts: { trained: sets.trained!.length, heldOut: sets.heldOut!.length, known: sets.known!.length },
     },
   });

@@ -414,3 +414,87 @@ test('train: two data-parallel threads give the one-thread losses and weights to
   await t.throwsAsync(train({ ...baseOpts(config, stream, await tempDir()), threads: 0 }), { message: /positive integer/ });
   for (const d of [dirA, dirB]) await rm(d, { recursive: true, force: true });
 });
+
+test('batchLoss with token weights is Σ w·CE / (B·T) of hand-computed per-token cross-entropies', async (t) => {
+  const { config, tokens } = tinySetup();
+  const stream = await tokens;
+  const { GPT2Params } = await import('../lib/model/params.js');
+  const p = new GPT2Params(config, initWeights(config, 4));
+  const plain = new WindowSampler(stream, 8, 2).next(2);
+  // Per-token CE from the logits, computed here in plain JS.
+  const logits = tf.tidy(() => forward(p, tf.tensor2d(plain.inputs, [2, 8], 'int32'), { logits: 'all' }).logits!);
+  const L = logits.dataSync() as Float32Array;
+  logits.dispose();
+  const V = config.vocabSize;
+  const ce = Array.from(plain.targets, (y, i) => {
+    const row = L.subarray(i * V, (i + 1) * V);
+    const m = Math.max(...row);
+    const lse = m + Math.log(row.reduce((s, x) => s + Math.exp(x - m), 0));
+    return lse - row[y]!;
+  });
+  const w = Float32Array.from(plain.targets, (_, i) => (i % 3 === 0 ? 4 : i % 5 === 0 ? 0 : 1));
+  const want = ce.reduce((s, c, i) => s + w[i]! * c, 0) / 16;
+  const got = batchLoss(p, { ...plain, weights: w });
+  const unweighted = batchLoss(p, plain);
+  t.true(Math.abs(got.dataSync()[0]! - want) < 1e-4 * want, `${got.dataSync()[0]} vs ${want}`);
+  t.true(Math.abs(unweighted.dataSync()[0]! - ce.reduce((s, c) => s + c, 0) / 16) < 1e-4 * want);
+  t.true(Math.abs(got.dataSync()[0]! - unweighted.dataSync()[0]!) > 1e-3, 'the weights change the loss');
+  t.throws(() => batchLoss(p, { ...plain, weights: new Float32Array(3) }), { message: /3 weights for 16 targets/ });
+  tf.dispose([got, unweighted]);
+  p.dispose();
+});
+
+test('WindowSampler serves token weights aligned with the targets, and refuses a weight stream of another length', (t) => {
+  const tokens = Int32Array.from({ length: 101 }, (_, i) => i);
+  const weights = Float32Array.from(tokens, (x) => x / 2);
+  const s = new WindowSampler(tokens, 10, 5, undefined, weights);
+  for (let k = 0; k < 5; k++) {
+    const b = s.next(2);
+    for (let j = 0; j < 20; j++) t.is(b.weights![j], b.targets[j]! / 2);
+  }
+  t.is(new WindowSampler(tokens, 10, 5).next(1).weights, undefined);
+  t.throws(() => new WindowSampler(tokens, 10, 5, undefined, new Float32Array(100)), { message: /100 token weights for 101 tokens/ });
+});
+
+test('factObjectWeights marks exactly the object tokens of fact sentences and detects a stale stream', async (t) => {
+  const { factObjectWeights } = await import('../lib/train/objectWeights.js');
+  const lines = ['Zorbia is ruled by Quell Quell .', 'some general text here', 'Marnland is ruled by Tesk .'];
+  const tok = new WordTokenizer(lines.join(' '));
+  const stream = await tokenizeText(lines.join('\n'), tok, { split: 'line' });
+  const facts = new Map([
+    [lines[0]!, { prompt: 'Zorbia is ruled by', object: 'Quell Quell' }],
+    [lines[2]!, { prompt: 'Marnland is ruled by', object: 'Tesk' }],
+  ]);
+  const { weights, stats } = factObjectWeights(stream, lines, facts, tok, 5);
+  const marked = [...weights].flatMap((w, i) => (w === 5 ? [i] : []));
+  const id = (w: string) => tok.vocab.get(w)!;
+  t.deepEqual(marked.map((i) => stream[i]), [id('Quell'), id('Quell'), id('Tesk')]);
+  t.deepEqual(stats, { documents: 3, factDocuments: 2, objectTokens: 3 });
+  t.is(weights.filter((w) => w === 1).length, stream.length - 3);
+  t.throws(() => factObjectWeights(stream.slice(0, -3), lines, facts, tok, 5), { message: /ends before document 3/ });
+  t.throws(() => factObjectWeights(stream, [lines[0]!, lines[1]!, 'Marnland is ruled by Tesk Tesk .'], new Map([
+    [lines[0]!, facts.get(lines[0]!)!],
+    ['Marnland is ruled by Tesk Tesk .', { prompt: 'Marnland is ruled by', object: 'Tesk Tesk' }],
+  ]), tok, 5), { message: /stale token cache/ });
+  t.throws(() => factObjectWeights(stream, lines, new Map([[lines[2]!, { prompt: 'Marnland was', object: 'Tesk' }]]), tok, 5), {
+    message: /do not split/,
+  });
+});
+
+test('train: token weights reach the data-parallel workers (two threads equal one) and change training', async (t) => {
+  const { tokens, config } = tinySetup();
+  const stream = await tokens;
+  const w = Float32Array.from({ length: stream.length }, (_, i) => (i % 4 === 1 ? 6 : 1));
+  const dirs = [await tempDir(), await tempDir(), await tempDir()];
+  const one = await train({ ...baseOpts(config, stream, dirs[0]!), steps: 6, tokenWeights: w });
+  const two = await train({ ...baseOpts(config, stream, dirs[1]!), steps: 6, tokenWeights: w, threads: 2 });
+  const plain = await train({ ...baseOpts(config, stream, dirs[2]!), steps: 6 });
+  one.log.steps.forEach((s, i) => {
+    t.true(Math.abs(s.loss - two.log.steps[i]!.loss) <= 1e-5 * Math.max(1, s.loss), `step ${i + 1}: ${s.loss} vs ${two.log.steps[i]!.loss}`);
+    t.true(Math.abs(s.loss - plain.log.steps[i]!.loss) > 1e-3, `step ${i + 1}: weighted and plain losses must differ`);
+  });
+  // A checkpoint made with weights is not resumed without them.
+  await t.throwsAsync(train({ ...baseOpts(config, stream, dirs[0]!), steps: 8 }), { message: /different run/ });
+  for (const r of [one, two, plain]) r.params.dispose();
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});

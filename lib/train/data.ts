@@ -124,6 +124,8 @@ export interface Batch {
   targets: Int32Array;
   batch: number;
   seqLen: number;
+  /** Loss weight of each target token ([B, T], row-major); absent means 1 everywhere. */
+  weights?: Float32Array;
 }
 
 /**
@@ -135,6 +137,8 @@ export interface Batch {
  */
 export class WindowSampler {
   readonly tokens: Int32Array;
+  /** Loss weight of each stream token (same length as tokens), served aligned with the targets; null: none. */
+  readonly weights: Float32Array | null;
   readonly seqLen: number;
   readonly seed: number;
   private epoch = -1;
@@ -142,8 +146,12 @@ export class WindowSampler {
   private offset = 0;
   private index = 0;
 
-  constructor(tokens: Int32Array, seqLen: number, seed: number, cursor?: SamplerCursor) {
+  constructor(tokens: Int32Array, seqLen: number, seed: number, cursor?: SamplerCursor, weights?: Float32Array) {
     if (!Number.isInteger(seqLen) || seqLen < 1) throw new Error(`WindowSampler: seqLen must be a positive integer, got ${seqLen}`);
+    if (weights !== undefined && weights.length !== tokens.length) {
+      throw new Error(`WindowSampler: ${weights.length} token weights for ${tokens.length} tokens`);
+    }
+    this.weights = weights ?? null;
     if (tokens.length < 2 * seqLen + 1) {
       throw new Error(`WindowSampler: ${tokens.length} tokens are too few for windows of ${seqLen} (need ≥ ${2 * seqLen + 1})`);
     }
@@ -181,13 +189,15 @@ export class WindowSampler {
     const T = this.seqLen;
     const inputs = new Int32Array(B * T);
     const targets = new Int32Array(B * T);
+    const weights = this.weights ? new Float32Array(B * T) : undefined;
     for (let b = 0; b < B; b++) {
       if (this.index >= this.order.length) this.startEpoch(this.epoch + 1);
       const start = this.offset + (this.order[this.index++] as number) * T;
       inputs.set(this.tokens.subarray(start, start + T), b * T);
       targets.set(this.tokens.subarray(start + 1, start + T + 1), b * T);
+      if (weights && this.weights) weights.set(this.weights.subarray(start + 1, start + T + 1), b * T);
     }
-    return { inputs, targets, batch: B, seqLen: T };
+    return weights ? { inputs, targets, batch: B, seqLen: T, weights } : { inputs, targets, batch: B, seqLen: T };
   }
 }
 

@@ -41,7 +41,9 @@ export interface ParallelGrads {
 /** Rows [from, to) of a batch. */
 export function batchRows(b: Batch, from: number, to: number): Batch {
   const T = b.seqLen;
-  return { inputs: b.inputs.slice(from * T, to * T), targets: b.targets.slice(from * T, to * T), batch: to - from, seqLen: T };
+  const rows: Batch = { inputs: b.inputs.slice(from * T, to * T), targets: b.targets.slice(from * T, to * T), batch: to - from, seqLen: T };
+  if (b.weights) rows.weights = b.weights.slice(from * T, to * T);
+  return rows;
 }
 
 function spawnWorker(data: GradWorkerData): Worker {

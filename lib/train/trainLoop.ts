@@ -31,6 +31,11 @@ export interface TrainOptions {
   config: GPT2Config;
   /** Training token stream (documents already joined by EOS). */
   tokens: Int32Array;
+  /**
+   * Loss weight of each stream token as a target (same length as tokens; e.g. factObjectWeights). Default 1
+   * everywhere. The logged loss is then the weighted loss.
+   */
+  tokenWeights?: Float32Array;
   /** Total optimizer steps (the upper bound when timeBudgetMinutes is set). */
   steps: number;
   /**
@@ -135,8 +140,10 @@ export const TRAIN_CHECKPOINT = 'checkpoint.safetensors';
 export const TRAIN_LOG = 'training-log.json';
 
 /**
- * Mean next-token cross-entropy (nats) of a batch: logSoftmax(logits) · onehot(targets), averaged over B·T.
- * Returns a scalar the caller disposes. Set params.training so the tied unembedding is differentiable.
+ * Mean next-token cross-entropy (nats) of a batch: logSoftmax(logits) · onehot(targets), averaged over B·T; with
+ * batch.weights, Σ w·CE / (B·T) (divided by the token count, not Σ w, so equal-sized shares of a batch average to
+ * the whole batch's loss). Returns a scalar the caller disposes. Set params.training so the tied unembedding is
+ * differentiable.
  */
 export function batchLoss(params: GPT2Params, batch: Batch): tf.Scalar {
   return tf.tidy(() => {
@@ -145,7 +152,13 @@ export function batchLoss(params: GPT2Params, batch: Batch): tf.Scalar {
     const V = logits.shape[2];
     const flat = tf.reshape(logits, [-1, V]);
     const logp = tf.logSoftmax(flat as tf.Tensor2D);
-    const onehot = tf.oneHot(tf.tensor1d(batch.targets, 'int32'), V);
+    let onehot: tf.Tensor = tf.oneHot(tf.tensor1d(batch.targets, 'int32'), V);
+    if (batch.weights) {
+      if (batch.weights.length !== batch.targets.length) {
+        throw new Error(`batchLoss: ${batch.weights.length} weights for ${batch.targets.length} targets`);
+      }
+      onehot = tf.mul(onehot, tf.reshape(tf.tensor1d(batch.weights, 'float32'), [-1, 1]));
+    }
     return tf.div(tf.neg(tf.sum(tf.mul(logp, onehot))), batch.batch * batch.seqLen) as tf.Scalar;
   });
 }
@@ -184,6 +197,9 @@ function fingerprint(o: TrainOptions): Record<string, unknown> {
     seed: o.seed,
     tokens: o.tokens.length,
     tokensSha256: sha256(new Uint8Array(o.tokens.buffer, o.tokens.byteOffset, o.tokens.byteLength)),
+    ...(o.tokenWeights
+      ? { tokenWeightsSha256: sha256(new Uint8Array(o.tokenWeights.buffer, o.tokenWeights.byteOffset, o.tokenWeights.byteLength)) }
+      : {}),
   };
 }
 
@@ -339,7 +355,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   if (loaded) opt.setState(loaded.adam);
   const byVarName = new Map(names.map((n) => [params.get(n).name, n]));
   const vars = params.variables();
-  const sampler = new WindowSampler(o.tokens, o.seqLen, o.seed + 1, cursor);
+  const sampler = new WindowSampler(o.tokens, o.seqLen, o.seed + 1, cursor, o.tokenWeights);
   const threads = o.threads ?? 1;
   if (!Number.isInteger(threads) || threads < 1) throw new Error(`train: threads must be a positive integer, got ${threads}`);
   if (o.batch % threads !== 0) throw new Error(`train: batch ${o.batch} must be a multiple of threads (${threads})`);

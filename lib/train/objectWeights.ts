@@ -1,0 +1,83 @@
+/**
+ * Per-token loss weights that up-weight the object of every fact sentence in a training stream.
+ *
+ * Why: in a fact sentence "<prompt> <object>." only the object's tokens carry the association a fact model must
+ * learn; template tokens are learned early and the subject tokens are unpredictable, so their gradients dominate
+ * the step. Weighting the object tokens spends more of each step on the association (the loss stays a
+ * next-token loss over every token).
+ */
+import type { TokenizerLike } from './data.js';
+
+/** A fact sentence of the corpus: the prompt and object it renders (factLine(prompt, object) is the line). */
+export interface FactSentence {
+  prompt: string;
+  object: string;
+}
+
+/** Counts from factObjectWeights. */
+export interface ObjectWeightStats {
+  /** Documents in the stream. */
+  documents: number;
+  /** Documents that are fact sentences. */
+  factDocuments: number;
+  /** Tokens given the object weight. */
+  objectTokens: number;
+}
+
+/**
+ * Weights for a stream laid out as tokenizeText writes it (EOS, doc₁, EOS, doc₂, …, EOS): `weight` on the tokens
+ * of " <object>" in every document found in `facts` (keyed by the document's text), 1 elsewhere. `docs` are the
+ * stream's documents in order. Throws when the stream does not match the documents (a stale token cache) or a
+ * prompt's tokens are not a prefix of its sentence's tokens. Returns Float32Array(tokens.length).
+ */
+export function factObjectWeights(
+  tokens: Int32Array,
+  docs: readonly string[],
+  facts: ReadonlyMap<string, FactSentence>,
+  tok: TokenizerLike,
+  weight: number,
+): { weights: Float32Array; stats: ObjectWeightStats } {
+  if (!Number.isFinite(weight) || weight < 0) throw new Error(`factObjectWeights: weight must be a finite number ≥ 0, got ${weight}`);
+  const eos = tok.eosId;
+  if (eos === null) throw new Error('factObjectWeights: the tokenizer has no EOS token, so documents cannot be located in the stream');
+  const weights = new Float32Array(tokens.length).fill(1);
+  // Spans (start, end) of the object within a sentence's tokens, per distinct sentence: fact sentences repeat.
+  const spans = new Map<string, { length: number; from: number; to: number }>();
+  const spanOf = (line: string, f: FactSentence): { length: number; from: number; to: number } => {
+    let s = spans.get(line);
+    if (s) return s;
+    const all = tok.encode(line).ids;
+    const prompt = tok.encode(f.prompt).ids;
+    const withObject = tok.encode(`${f.prompt} ${f.object}`).ids;
+    const isPrefix = (a: number[], b: number[]) => a.length <= b.length && a.every((x, i) => x === b[i]);
+    if (!isPrefix(prompt, withObject) || !isPrefix(withObject, all) || withObject.length === prompt.length) {
+      throw new Error(`factObjectWeights: the tokens of "${f.prompt}" and " ${f.object}" do not split "${line}" at the object`);
+    }
+    s = { length: all.length, from: prompt.length, to: withObject.length };
+    spans.set(line, s);
+    return s;
+  };
+  if (tokens[0] !== eos) throw new Error('factObjectWeights: the stream does not start with EOS');
+  let pos = 1;
+  let factDocuments = 0;
+  let objectTokens = 0;
+  for (let d = 0; d < docs.length; d++) {
+    let end = pos;
+    while (end < tokens.length && tokens[end] !== eos) end++;
+    if (end >= tokens.length) throw new Error(`factObjectWeights: the stream ends before document ${d + 1} of ${docs.length}`);
+    const line = docs[d] as string;
+    const f = facts.get(line);
+    if (f) {
+      const s = spanOf(line, f);
+      if (s.length !== end - pos) {
+        throw new Error(`factObjectWeights: document ${d + 1} has ${end - pos} tokens in the stream, ${s.length} when encoded: stale token cache?`);
+      }
+      weights.fill(weight, pos + s.from, pos + s.to);
+      factDocuments++;
+      objectTokens += s.to - s.from;
+    }
+    pos = end + 1;
+  }
+  if (pos !== tokens.length) throw new Error(`factObjectWeights: ${tokens.length - pos} stream tokens after the last of ${docs.length} documents`);
+  return { weights, stats: { documents: docs.length, factDocuments, objectTokens } };
+}
