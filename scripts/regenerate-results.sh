@@ -70,7 +70,7 @@ fi
 
 if has sweep; then
   say "layer sweep ($N_SWEEP cases per layer)"
-  N="$N_SWEEP" OUT="$OUT/layer-sweep" MD="$OUT/layer-sweep.md" bash scripts/layer-sweep.sh > "$OUT/layer-sweep.log" 2>&1
+  MD="$OUT/layer-sweep.md" N="$N_SWEEP" OUT="$OUT/layer-sweep" bash scripts/layer-sweep.sh > "$OUT/layer-sweep.log" 2>&1
 fi
 
 if has zsre; then
