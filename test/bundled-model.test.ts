@@ -22,8 +22,8 @@ test('bundled model: loads, and recalls known facts at the rate its card reports
   );
   const acc = rate(ok);
   t.log(`known_1000[0:300] greedy recall ${(acc * 100).toFixed(1)}%`);
-  // Measured 99.7% on these 300 (99.4% over all 1,209); a broken load (wrong names, F16 decoding, tokenizer) gives ~0%,
-  // and the previous, weaker model 44%.
+  // Measured 98.7% on these 300 (99.3% over all 1,209); a broken load (wrong names, F16 decoding, tokenizer) gives ~0%,
+  // and the first bundled model 44%.
   t.true(acc >= 0.95, `recall ${acc}`);
   const metrics = JSON.parse(fs.readFileSync(`${dir}/metrics.json`, 'utf8')) as { accuracy: { knownFactsPrompts: { acc: number } } };
   t.true(Math.abs(metrics.accuracy.knownFactsPrompts.acc - 0.993) < 0.005, 'metrics.json matches the card');
