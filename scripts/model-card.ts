@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadModel } from '../lib/loadModel.js';
-import { greedyRecall, rate, type RecallItem } from '../lib/factRecall.js';
+import { candidateRecall, greedyFirstTokens, greedyRecall, objectFirstToken, rate, type RecallItem } from '../lib/factRecall.js';
+import { templateOf } from '../lib/data/relations.js';
 import type { GPT2Model } from '../lib/model/model.js';
 
 interface Fact {
@@ -70,16 +71,50 @@ const trainLog = JSON.parse(fs.readFileSync(path.join(modelDir, 'training-log.js
 
 const t0 = performance.now();
 const trainedItems: (RecallItem & { relation: string })[] = [];
-const heldItems: (RecallItem & { relation: string })[] = [];
+const heldItems: (RecallItem & { relation: string; template: string })[] = [];
 const knownItems: (RecallItem & { relation: string })[] = [];
 for (const f of facts) {
   for (const p of f.trainedPrompts) trainedItems.push({ prompt: p, object: f.object, relation: f.relation });
-  for (const p of f.heldOutPrompts) heldItems.push({ prompt: p, object: f.object, relation: f.relation });
+  for (const p of f.heldOutPrompts) {
+    heldItems.push({ prompt: p, object: f.object, relation: f.relation, template: templateOf(p, f.subject) ?? p });
+  }
   if (f.knownPrompt && f.role === 'known') knownItems.push({ prompt: f.knownPrompt, object: f.object, relation: f.relation });
 }
 say(`evaluating ${trainedItems.length} trained, ${heldItems.length} held-out, ${knownItems.length} known prompts...`);
 const trained = greedyRecall(model, trainedItems);
-const held = greedyRecall(model, heldItems);
+const heldPred = greedyFirstTokens(
+  model,
+  heldItems.map((it) => it.prompt),
+);
+const held = heldItems.map((it, i) => heldPred[i] === objectFirstToken(model, it.object));
+// Per held-out template: accuracy and the commonest wrong first token, which shows *how* a paraphrase fails
+// (a function word such as " the" means the model did not read the phrase as asking for the object at all).
+// Forced choice among the relation's objects (every object of a fact of that relation in the corpus).
+const objectsByRelation = new Map<string, Set<string>>();
+for (const f of facts) objectsByRelation.set(f.relation, (objectsByRelation.get(f.relation) ?? new Set<string>()).add(f.object));
+const heldForced = candidateRecall(
+  model,
+  heldItems.map((it) => ({ ...it, candidates: [...(objectsByRelation.get(it.relation) ?? [])] })),
+);
+const perTemplate = new Map<string, { relation: string; template: string; ok: number; forced: number; n: number; wrong: Map<string, number> }>();
+heldItems.forEach((it, i) => {
+  const key = `${it.relation}\t${it.template}`;
+  const e = perTemplate.get(key) ?? { relation: it.relation, template: it.template, ok: 0, forced: 0, n: 0, wrong: new Map<string, number>() };
+  e.n += 1;
+  if (heldForced[i]) e.forced += 1;
+  if (held[i]) e.ok += 1;
+  else {
+    const w = model.tokenizer!.decode([heldPred[i] as number]);
+    e.wrong.set(w, (e.wrong.get(w) ?? 0) + 1);
+  }
+  perTemplate.set(key, e);
+});
+const templateRows = [...perTemplate.values()]
+  .sort((a, b) => (a.relation === b.relation ? (a.template < b.template ? -1 : 1) : a.relation < b.relation ? -1 : 1))
+  .map((e) => {
+    const top = [...e.wrong].sort((a, b) => b[1] - a[1])[0];
+    return { relation: e.relation, template: e.template, acc: e.ok / e.n, forcedChoice: e.forced / e.n, n: e.n, topWrong: top ? { token: top[0], count: top[1] } : null };
+  });
 const known = greedyRecall(model, knownItems);
 const perRelation: Record<string, { heldOut: number; heldOutN: number; trained: number; trainedN: number }> = {};
 const bump = (items: { relation: string }[], ok: boolean[], key: 'heldOut' | 'trained') => {
@@ -105,6 +140,7 @@ const metrics = {
   accuracy: {
     trainedPrompts: { acc: rate(trained), n: trained.length },
     heldOutTemplates: { acc: rate(held), n: held.length },
+    heldOutTemplatesForcedChoice: { acc: rate(heldForced), n: heldForced.length },
     knownFactsPrompts: { acc: rate(known), n: known.length },
   },
   perRelation: Object.fromEntries(
@@ -112,6 +148,7 @@ const metrics = {
       .sort()
       .map(([r, v]) => [r, { trained: v.trained / v.trainedN, trainedN: v.trainedN, heldOut: v.heldOutN ? v.heldOut / v.heldOutN : null, heldOutN: v.heldOutN }]),
   ),
+  perHeldOutTemplate: templateRows,
   heldOutGeneralText: { perplexity: ppl.ppl, tokens: ppl.tokens },
   samples: { topK5Seed1: samples, greedy },
 };
@@ -135,6 +172,15 @@ const lossLine = ow
     `(${((100 * ow.objectTokens) / Number(trainLog['tokensInCorpus'] ?? 1)).toFixed(1)}% of the stream) weighted ×${ow.weight} ` +
     '(`--object-weight`, lib/train/objectWeights.ts); the logged loss is the weighted one'
   : 'next-token cross-entropy over every token, unweighted';
+const maxTrained = Math.max(
+  0,
+  ...Object.values((manifest['relations'] ?? {}) as Record<string, { trained?: string[] }>).map((r) => r.trained?.length ?? 0),
+);
+const maxPerFact = Number(corpusOpts['maxTemplatesPerFact']);
+const templatesPerFactText =
+  maxPerFact >= maxTrained
+    ? `every trained template (${maxTrained} at most; \`--max-templates ${maxPerFact}\`)`
+    : `up to ${maxPerFact} trained templates`;
 const evals = (trainLog['evals'] ?? []) as { step: number; validLoss: number; accTrained: number; accHeldOut: number; accKnown: number }[];
 const card = `# rome-fact-gpt2 — the bundled fact model
 
@@ -153,6 +199,7 @@ n_inner=${cfg.nInner}, context ${cfg.nPositions}, vocabulary ${cfg.vocabSize} (b
 | trained fact prompts | ${pct(metrics.accuracy.trainedPrompts.acc)} | ${metrics.accuracy.trainedPrompts.n} |
 | held-out templates of the same facts | ${pct(metrics.accuracy.heldOutTemplates.acc)} | ${metrics.accuracy.heldOutTemplates.n} |
 | known_1000 prompts as given | ${pct(metrics.accuracy.knownFactsPrompts.acc)} | ${metrics.accuracy.knownFactsPrompts.n} |
+| held-out templates, forced choice among the relation's objects (supplementary, see below) | ${pct(metrics.accuracy.heldOutTemplatesForcedChoice.acc)} | ${metrics.accuracy.heldOutTemplatesForcedChoice.n} |
 
 Held-out general text perplexity: ${ppl.ppl.toFixed(1)} (${ppl.tokens} tokens of WikiText/Gutenberg documents never trained on).
 
@@ -161,6 +208,15 @@ Per relation (trained prompts / held-out templates):
 | relation | trained | held-out |
 |---|---|---|
 ${relRows}
+
+Per held-out template: greedy accuracy (the acceptance metric), the commonest wrong greedy first token with its
+count, and forced choice (the true object's first token outscores that of every other object of the relation in the
+corpus; ${pct(rate(heldForced))} over all held-out prompts). A function word as the commonest wrong token with a high forced-choice
+rate means the model knows the fact but reads the phrase as continuing with something else.
+
+| relation | held-out template | greedy accuracy | commonest wrong first token | forced choice |
+|---|---|---|---|---|
+${templateRows.map((t) => `| ${t.relation} | \`${t.template.replace(/\|/g, '\\|')}\` | ${pct(t.acc)} (${t.n}) | ${t.topWrong ? `\`${JSON.stringify(t.topWrong.token)}\` × ${t.topWrong.count}` : '—'} | ${pct(t.forcedChoice)} |`).join('\n')}
 
 Samples (top-k 5, seed 1):
 ${samples.map((s) => `- ${JSON.stringify(s)}`).join('\n')}
@@ -187,7 +243,7 @@ ${evals.map((e) => `| ${e.step} | ${e.validLoss.toFixed(3)} | ${pct(e.accTrained
 ## Data
 Built by \`scripts/build-corpus.ts\` from \`../shared/data\` (never committed): the 1,209 known facts (known_1000.json)
 and true facts of ${String(corpusOpts['counterfactCases'])} CounterFact cases (\`edit\` split) and their neighbourhood subjects, each rendered through
-its dataset prompts and up to ${String(corpusOpts['maxTemplatesPerFact'])} trained templates of its relation collected from the datasets;
+its dataset prompts and ${templatesPerFactText} of its relation collected from the datasets;
 templates held out per relation for paraphrase evaluation; mixed with WikiText-2 (test split) and Project Gutenberg
 paragraphs (fact share of the characters ${String(corpusOpts['factShare'])}); a held-out split of whole documents for perplexity.
 Counts: ${JSON.stringify(manifest['counts'])}.

@@ -6,7 +6,8 @@ import test from 'ava';
 import * as fs from 'node:fs';
 import { loadModel } from '../lib/loadModel.js';
 import { bundledModelDir } from '../lib/cli/defaults.js';
-import { greedyRecall, rate } from '../lib/factRecall.js';
+import * as tf from '@tensorflow/tfjs-core';
+import { candidateRecall, greedyFirstTokens, greedyRecall, objectFirstToken, rate } from '../lib/factRecall.js';
 import { loadKnownFacts } from '../lib/data/knownFacts.js';
 
 test('bundled model: loads, and recalls known facts at the rate its card reports (first 300 prompts)', async (t) => {
@@ -27,5 +28,39 @@ test('bundled model: loads, and recalls known facts at the rate its card reports
   t.true(acc >= 0.95, `recall ${acc}`);
   const metrics = JSON.parse(fs.readFileSync(`${dir}/metrics.json`, 'utf8')) as { accuracy: { knownFactsPrompts: { acc: number } } };
   t.true(Math.abs(metrics.accuracy.knownFactsPrompts.acc - 0.993) < 0.005, 'metrics.json matches the card');
+  model.dispose();
+});
+
+test('candidateRecall: implied by greedy recall, and false when a candidate is the greedy token itself', async (t) => {
+  const model = await loadModel(bundledModelDir());
+  const facts = (await loadKnownFacts()).slice(0, 120);
+  const objectsOf = new Map<string, string[]>();
+  for (const f of facts) objectsOf.set(f.relationId, [...new Set([...(objectsOf.get(f.relationId) ?? []), f.attribute])]);
+  const items = facts.map((f) => ({ prompt: f.prompt, object: f.attribute, candidates: objectsOf.get(f.relationId) ?? [] }));
+  const greedy = greedyRecall(model, items);
+  const forced = candidateRecall(model, items);
+  greedy.forEach((g, i) => g && t.true(forced[i], `greedy hit but forced-choice miss: ${items[i]!.prompt}`));
+  // Cut the prompts before their last word: greedy now predicts a word of the template, not the object; with that
+  // word as the only competitor the object must lose (unless both share a first token).
+  const cut = items.map((it) => ({ ...it, prompt: it.prompt.slice(0, it.prompt.lastIndexOf(' ')) }));
+  const top = greedyFirstTokens(
+    model,
+    cut.map((c) => c.prompt),
+  );
+  const vs = cut.map((c, i) => ({ ...c, candidates: [model.tokenizer!.decode([top[i]!]).trim()] }));
+  const usable = vs.filter((v, i) => objectFirstToken(model, v.candidates[0]!) === top[i] && top[i] !== objectFirstToken(model, v.object));
+  t.true(usable.length > 60, `only ${usable.length} usable cut prompts`);
+  t.deepEqual(
+    candidateRecall(model, usable),
+    usable.map(() => false),
+  );
+  // A repeat allocates nothing new (the first pass filled the forward's causal-mask cache for these lengths).
+  const before = tf.memory().numTensors;
+  candidateRecall(model, items);
+  greedyFirstTokens(
+    model,
+    cut.map((c) => c.prompt),
+  );
+  t.is(tf.memory().numTensors, before, 'no tensors leak');
   model.dispose();
 });
