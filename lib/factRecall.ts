@@ -2,7 +2,6 @@
  * Greedy first-token recall of facts: does the model's top-1 next token after a prompt equal the first token of
  * " " + object? This is the accuracy the bundled model's card and tests report.
  */
-import * as tf from '@tensorflow/tfjs-core';
 import type { GPT2Model } from './model/model.js';
 
 /** A prompt and the object expected to follow it (without the leading space). */
@@ -11,26 +10,46 @@ export interface RecallItem {
   object: string;
 }
 
-/** For each item, the greedy next-token id after its prompt (batched, right-padded; results in input order). */
-export function greedyFirstTokens(model: GPT2Model, prompts: readonly string[], batchSize = 64): number[] {
+/**
+ * Runs prompts in length-sorted, right-padded batches and calls `visit(i, logits, offset)` with prompt i's last-position
+ * logits at logits[offset … offset + V). The one batched pass behind every recall measure here.
+ */
+export function visitLastLogits(
+  model: GPT2Model,
+  prompts: readonly string[],
+  visit: (i: number, logits: Float32Array, offset: number) => void,
+  batchSize = 64,
+): void {
   const tok = model.tokenizer;
-  if (!tok) throw new Error(`greedyFirstTokens: model "${model.name}" has no tokenizer`);
+  if (!tok) throw new Error(`visitLastLogits: model "${model.name}" has no tokenizer`);
   const cases = prompts.map((p, i) => ({ i, ids: tok.encode(p).ids }));
   // Sorting by length keeps padding small.
   cases.sort((a, b) => a.ids.length - b.ids.length);
-  const out = new Array<number>(prompts.length).fill(-1);
+  const V = model.config.vocabSize;
   for (let s = 0; s < cases.length; s += batchSize) {
     const chunk = cases.slice(s, s + batchSize);
     const r = model.run(
       chunk.map((c) => c.ids),
       { logits: 'last' },
     );
-    const am = tf.tidy(() => tf.argMax(r.logits!.tensor, -1));
-    const pred = am.dataSync();
-    am.dispose();
+    const logits = r.logits!.tensor.dataSync() as Float32Array;
     r.dispose();
-    chunk.forEach((c, b) => (out[c.i] = pred[b] as number));
+    chunk.forEach((c, b) => visit(c.i, logits, b * V));
   }
+}
+
+/** Index of the largest of logits[offset … offset + V) (first on ties, as tf.argMax). */
+function argMaxAt(logits: Float32Array, offset: number, V: number): number {
+  let best = 0;
+  for (let k = 1; k < V; k++) if ((logits[offset + k] as number) > (logits[offset + best] as number)) best = k;
+  return best;
+}
+
+/** For each prompt, the greedy next-token id (results in input order). */
+export function greedyFirstTokens(model: GPT2Model, prompts: readonly string[], batchSize = 64): number[] {
+  const out = new Array<number>(prompts.length).fill(-1);
+  const V = model.config.vocabSize;
+  visitLastLogits(model, prompts, (i, logits, off) => (out[i] = argMaxAt(logits, off, V)), batchSize);
   return out;
 }
 
@@ -69,35 +88,41 @@ export interface RankedRecallItem extends RecallItem {
  * the forced-choice reading of the paper's paraphrase score.
  */
 export function candidateRecall(model: GPT2Model, items: readonly RankedRecallItem[], batchSize = 64): boolean[] {
-  const tok = model.tokenizer;
-  if (!tok) throw new Error(`candidateRecall: model "${model.name}" has no tokenizer`);
+  return recallScores(model, items, batchSize).forced;
+}
+
+/**
+ * Greedy first token and forced choice for each item from one pass: `greedy[i]` is the predicted token id, `forced[i]`
+ * as {@link candidateRecall}.
+ */
+export function recallScores(
+  model: GPT2Model,
+  items: readonly RankedRecallItem[],
+  batchSize = 64,
+): { greedy: number[]; forced: boolean[] } {
+  const V = model.config.vocabSize;
   const firstTok = new Map<string, number>();
   const first = (o: string): number => {
     let t = firstTok.get(o);
     if (t === undefined) firstTok.set(o, (t = objectFirstToken(model, o)));
     return t;
   };
-  const cases = items.map((it, i) => ({ i, ids: tok.encode(it.prompt).ids }));
-  cases.sort((a, b) => a.ids.length - b.ids.length);
-  const out = new Array<boolean>(items.length).fill(false);
-  for (let s = 0; s < cases.length; s += batchSize) {
-    const chunk = cases.slice(s, s + batchSize);
-    const r = model.run(
-      chunk.map((c) => c.ids),
-      { logits: 'last' },
-    );
-    const logits = r.logits!.tensor.dataSync();
-    r.dispose();
-    const V = model.config.vocabSize;
-    chunk.forEach((c, b) => {
-      const it = items[c.i] as RankedRecallItem;
+  const greedy = new Array<number>(items.length).fill(-1);
+  const forced = new Array<boolean>(items.length).fill(false);
+  visitLastLogits(
+    model,
+    items.map((it) => it.prompt),
+    (i, logits, off) => {
+      const it = items[i] as RankedRecallItem;
+      greedy[i] = argMaxAt(logits, off, V);
       const t = first(it.object);
-      const mine = logits[b * V + t] as number;
-      out[c.i] = it.candidates.every((o) => {
+      const mine = logits[off + t] as number;
+      forced[i] = it.candidates.every((o) => {
         const u = first(o);
-        return u === t || (logits[b * V + u] as number) < mine;
+        return u === t || (logits[off + u] as number) < mine;
       });
-    });
-  }
-  return out;
+    },
+    batchSize,
+  );
+  return { greedy, forced };
 }

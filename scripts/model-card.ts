@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadModel } from '../lib/loadModel.js';
-import { candidateRecall, greedyFirstTokens, greedyRecall, objectFirstToken, rate, type RecallItem } from '../lib/factRecall.js';
+import { greedyRecall, objectFirstToken, rate, recallScores, type RecallItem } from '../lib/factRecall.js';
 import { templateOf } from '../lib/data/relations.js';
 import type { GPT2Model } from '../lib/model/model.js';
 
@@ -82,20 +82,17 @@ for (const f of facts) {
 }
 say(`evaluating ${trainedItems.length} trained, ${heldItems.length} held-out, ${knownItems.length} known prompts...`);
 const trained = greedyRecall(model, trainedItems);
-const heldPred = greedyFirstTokens(
+// Forced choice among the relation's objects (every object of a fact of that relation in the corpus), from the same
+// pass as the greedy prediction.
+const objectsByRelation = new Map<string, Set<string>>();
+for (const f of facts) objectsByRelation.set(f.relation, (objectsByRelation.get(f.relation) ?? new Set<string>()).add(f.object));
+const { greedy: heldPred, forced: heldForced } = recallScores(
   model,
-  heldItems.map((it) => it.prompt),
+  heldItems.map((it) => ({ ...it, candidates: [...(objectsByRelation.get(it.relation) ?? [])] })),
 );
 const held = heldItems.map((it, i) => heldPred[i] === objectFirstToken(model, it.object));
 // Per held-out template: accuracy and the commonest wrong first token, which shows *how* a paraphrase fails
 // (a function word such as " the" means the model did not read the phrase as asking for the object at all).
-// Forced choice among the relation's objects (every object of a fact of that relation in the corpus).
-const objectsByRelation = new Map<string, Set<string>>();
-for (const f of facts) objectsByRelation.set(f.relation, (objectsByRelation.get(f.relation) ?? new Set<string>()).add(f.object));
-const heldForced = candidateRecall(
-  model,
-  heldItems.map((it) => ({ ...it, candidates: [...(objectsByRelation.get(it.relation) ?? [])] })),
-);
 const perTemplate = new Map<string, { relation: string; template: string; ok: number; forced: number; n: number; wrong: Map<string, number> }>();
 heldItems.forEach((it, i) => {
   const key = `${it.relation}\t${it.template}`;
