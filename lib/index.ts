@@ -3,6 +3,7 @@ export { initBackend, type BackendChoice } from './backend.js';
 export { setWasmOverrides, wasmOverridesEnabled } from './wasmKernels.js';
 export { hookNames, checkHookName, type HookContext, type HookFn, type HookSet } from './hooks.js';
 export { forward, logitLens, unembed, layerNorm, disposeKV, type ForwardOptions, type ForwardOutput, type KVCache } from './model/forward.js';
+export { dropoutMask, applyDropout, type DropoutSpec } from './model/dropout.js';
 export { GPT2Params, paramShapes, type ParamSnapshot } from './model/params.js';
 export { TensorHandle, type NestedNumbers } from './model/handle.js';
 export { type Patch, type PatchValue } from './model/patch.js';

@@ -229,6 +229,8 @@ Greedy: ${JSON.stringify(greedy)}
 - AdamW (β1 ${opts['beta1']}, β2 ${opts['beta2']}, weight decay ${opts['weightDecay']} on matrices), warm-up ${opts['warmup']} steps then cosine from
   lr ${Number(opts['lr']).toPrecision(3)} to ${Number(opts['minLr']).toPrecision(3)}, gradient clipping ${opts['clip']}, seed ${opts['seed']}.
 - Loss: ${lossLine}.
+- Dropout: ${Number(opts['dropout'] ?? 0) > 0 ? `${opts['dropout']} at GPT-2's four places (embeddings, attention probabilities, attention and MLP outputs) during training steps, masks seeded by (seed, step, row) (\`--dropout\`, lib/model/dropout.ts); none at evaluation or inference` : 'none'}.
+- How the recipe was chosen (object weight, dropout): \`results/recipe-search.md\`.
 - Command: \`${String(meta['command'] ?? 'npm run train:facts')}\`.
 
 Learning curve (greedy recall on a fixed sample of ${String(opts['evalFacts'] ?? 200)} facts during training; validLoss on held-out general text):

@@ -5,13 +5,15 @@
  *   npx tsx scripts/train-facts.ts [--name rome-facts] [--steps 1200] [--batch 8] [--seq 128] [--lr 1e-3]
  *       [--min-lr 1e-4] [--warmup 100] [--wd 0.1] [--clip 1] [--seed 1] [--layers 6] [--d 256] [--heads 4]
  *       [--positions 128] [--eval-every 100] [--ckpt-every 50] [--max-minutes M] [--time-budget M] [--eval-facts 200]
- *       [--valid-windows 16] [--progress-seconds 30] [--threads 1] [--object-weight 1] [--corpus build/corpus] [--tokenizer build/tokenizer.json] [--work build/train/<name>]
+ *       [--valid-windows 16] [--progress-seconds 30] [--threads 1] [--object-weight 1] [--dropout 0] [--corpus build/corpus] [--tokenizer build/tokenizer.json] [--work build/train/<name>]
  *       [--out models/<name>] [--fresh]
  *
  * --threads N splits every batch over N threads (one WASM instance each; 2 uses both cores of this machine).
  *
  * --object-weight W multiplies the loss of the object tokens of every fact sentence by W (lib/train/objectWeights.ts);
  * 1 is the plain language-model loss.
+ *
+ * --dropout P applies dropout with probability P at GPT-2's four places during training steps (lib/model/dropout.ts).
  *
  * --time-budget M times the first steps and then fixes the number of steps (at most --steps) so that training,
  * evaluations and the final save end within M minutes of the start of training; the cosine schedule then
@@ -61,6 +63,7 @@ interface Args {
   progressSeconds: number;
   threads: number;
   objectWeight: number;
+  dropout: number;
   corpus: string;
   tokenizer: string;
   work: string | null;
@@ -71,7 +74,7 @@ interface Args {
 const USAGE =
   'usage: train-facts [--name rome-facts] [--steps N] [--batch B] [--seq T] [--lr X] [--min-lr X] [--warmup N] ' +
   '[--wd X] [--clip X] [--seed N] [--layers N] [--d N] [--heads N] [--positions N] [--eval-every N] ' +
-  '[--ckpt-every N] [--max-minutes M] [--time-budget M] [--eval-facts N] [--valid-windows N] [--progress-seconds S] [--threads N] [--object-weight W] [--corpus DIR] [--tokenizer FILE] ' +
+  '[--ckpt-every N] [--max-minutes M] [--time-budget M] [--eval-facts N] [--valid-windows N] [--progress-seconds S] [--threads N] [--object-weight W] [--dropout P] [--corpus DIR] [--tokenizer FILE] ' +
   '[--work DIR] [--out DIR] [--fresh]';
 
 function usage(msg: string): never {
@@ -104,6 +107,7 @@ function parseArgs(argv: string[]): Args {
     progressSeconds: 30,
     threads: 1,
     objectWeight: 1,
+    dropout: 0,
     corpus: 'build/corpus',
     tokenizer: 'build/tokenizer.json',
     work: null,
@@ -133,6 +137,7 @@ function parseArgs(argv: string[]): Args {
     '--progress-seconds': 'progressSeconds',
     '--threads': 'threads',
     '--object-weight': 'objectWeight',
+    '--dropout': 'dropout',
   };
   const strings: Record<string, keyof Args> = {
     '--name': 'name',
@@ -337,6 +342,7 @@ async function main(): Promise<void> {
     shouldStop: () => stopRequested,
     progressSeconds: a.progressSeconds,
     threads: a.threads,
+    dropout: a.dropout,
     meta: {
       command: `npx tsx scripts/train-facts.ts ${process.argv.slice(2).join(' ')}`.trim(),
       backend,

@@ -498,3 +498,31 @@ test('train: token weights reach the data-parallel workers (two threads equal on
   for (const r of [one, two, plain]) r.params.dispose();
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
+
+test('train: dropout masks follow (seed, step, row): two threads equal one, resume is bit-identical, and it changes training', async (t) => {
+  const { tokens, config } = tinySetup();
+  const stream = await tokens;
+  const dirs = [await tempDir(), await tempDir(), await tempDir(), await tempDir()];
+  const one = await train({ ...baseOpts(config, stream, dirs[0]!), steps: 6, dropout: 0.2 });
+  const two = await train({ ...baseOpts(config, stream, dirs[1]!), steps: 6, dropout: 0.2, threads: 2 });
+  const plain = await train({ ...baseOpts(config, stream, dirs[2]!), steps: 6 });
+  t.is(one.log.options['dropout'], 0.2);
+  one.log.steps.forEach((s, i) => {
+    t.true(Math.abs(s.loss - two.log.steps[i]!.loss) <= 1e-5 * Math.max(1, s.loss), `step ${i + 1}: ${s.loss} vs ${two.log.steps[i]!.loss}`);
+    t.true(Math.abs(s.loss - plain.log.steps[i]!.loss) > 1e-4, `step ${i + 1}: dropout and plain losses must differ`);
+  });
+  // Stopped after 3 steps and resumed: the masks of steps 4–6 are those of the uninterrupted run.
+  let n = 0;
+  const r1 = await train({ ...baseOpts(config, stream, dirs[3]!), steps: 6, dropout: 0.2, shouldStop: () => ++n > 3 });
+  t.is(r1.log.completedSteps, 3);
+  r1.params.dispose();
+  const r2 = await train({ ...baseOpts(config, stream, dirs[3]!), steps: 6, dropout: 0.2 });
+  t.is(r2.resumedFrom, 3);
+  t.true(sameBits(allWeights(r2.params), allWeights(one.params)), 'resumed dropout run must equal the uninterrupted one');
+  // A checkpoint made without dropout is not continued with it (nor the reverse), and bad rates are refused.
+  await t.throwsAsync(train({ ...baseOpts(config, stream, dirs[2]!), steps: 8, dropout: 0.1 }), { message: /different run/ });
+  await t.throwsAsync(train({ ...baseOpts(config, stream, dirs[0]!), steps: 8 }), { message: /different run/ });
+  await t.throwsAsync(train({ ...baseOpts(config, stream, await tempDir()), dropout: 1 }), { message: /rate must be in \[0, 1\)/ });
+  for (const r of [one, two, plain, r2]) r.params.dispose();
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});

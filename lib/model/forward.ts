@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { HookContext, HookFn, HookSet } from '../hooks.js';
 import type { GPT2Params } from './params.js';
+import { applyDropout, validateDropoutRate, type DropoutSpec } from './dropout.js';
 
 /** Per-layer attention keys and values of earlier positions: k[l], v[l] are [B, H, S_past, d_head]. */
 export interface KVCache {
@@ -32,6 +33,11 @@ export interface ForwardOptions {
   logits?: 'all' | 'none' | readonly number[];
   /** Return this run's keys/values concatenated to `past` (for KV-cached generation). */
   returnPresent?: boolean;
+  /**
+   * Training only: dropout at GPT-2's four places — the embedding sum, the attention probabilities, and the
+   * attention and MLP outputs before they join the residual stream — applied after any hook at that point.
+   */
+  dropout?: DropoutSpec;
 }
 
 /** Result of a forward run; the caller owns (and must dispose) every tensor in it. */
@@ -130,6 +136,8 @@ export function forward(params: GPT2Params, ids: tf.Tensor2D | null, opts: Forwa
     throw new Error(`forward: invalid layer range [${startLayer}, ${endLayer}) for a ${L}-layer model`);
   }
   const hooks = opts.hooks;
+  if (opts.dropout) validateDropoutRate(opts.dropout.rate);
+  const drop = opts.dropout && opts.dropout.rate > 0 ? opts.dropout : undefined;
   const pastLen = opts.past ? (opts.past.k[startLayer] ?? opts.past.k[0]).shape[2] : 0;
 
   const presentK: tf.Tensor4D[] = [];
@@ -153,6 +161,7 @@ export function forward(params: GPT2Params, ids: tf.Tensor2D | null, opts: Forwa
         name: 'pos_embed',
       });
       x = tf.add(tok, pe);
+      if (drop) x = applyDropout(x, drop, 0);
     } else {
       x = opts.residual;
       [B, T] = x.shape as [number, number];
@@ -189,14 +198,17 @@ export function forward(params: GPT2Params, ids: tf.Tensor2D | null, opts: Forwa
           presentV.push(tf.keep(vAll));
         }
         const scores = tf.add(tf.mul(tf.matMul(q as tf.Tensor4D, kAll, false, true), scale), mask);
-        const probs = runHooks(hooks, `blocks.${l}.attn.pattern`, tf.softmax(scores, -1), ctx(`blocks.${l}.attn.pattern`));
+        let probs = runHooks(hooks, `blocks.${l}.attn.pattern`, tf.softmax(scores, -1), ctx(`blocks.${l}.attn.pattern`));
+        // Sites 1 + 3l … 3 + 3l: one independent mask per place and layer (site 0 is the embeddings).
+        if (drop) probs = applyDropout(probs, drop, 1 + 3 * l);
         const ctxv = tf.reshape(tf.transpose(tf.matMul(probs as tf.Tensor4D, vAll), [0, 2, 1, 3]), [B, T, d]);
-        const attn = runHooks(
+        let attn = runHooks(
           hooks,
           `blocks.${l}.attn`,
           linear(ctxv, p('attn.c_proj.weight'), p('attn.c_proj.bias')),
           ctx(`blocks.${l}.attn`),
         );
+        if (drop) attn = applyDropout(attn, drop, 2 + 3 * l);
         x = tf.add(x, attn);
         // MLP.
         const h2 = layerNorm(x, p('ln_2.weight'), p('ln_2.bias'), cfg.layerNormEpsilon);
@@ -206,12 +218,13 @@ export function forward(params: GPT2Params, ids: tf.Tensor2D | null, opts: Forwa
           activation(cfg.activationFunction, linear(h2, p('mlp.c_fc.weight'), p('mlp.c_fc.bias'))),
           ctx(`blocks.${l}.mlp.key`),
         );
-        const mlp = runHooks(
+        let mlp = runHooks(
           hooks,
           `blocks.${l}.mlp`,
           linear(key, p('mlp.c_proj.weight'), p('mlp.c_proj.bias')),
           ctx(`blocks.${l}.mlp`),
         );
+        if (drop) mlp = applyDropout(mlp, drop, 3 + 3 * l);
         return runHooks(hooks, `blocks.${l}`, tf.add(x, mlp), ctx(`blocks.${l}`));
       });
     }

@@ -126,6 +126,8 @@ export interface Batch {
   seqLen: number;
   /** Loss weight of each target token ([B, T], row-major); absent means 1 everywhere. */
   weights?: Float32Array;
+  /** Training dropout for this batch (rate and one mask seed per row); absent: none. */
+  dropout?: { rate: number; rowSeeds: Uint32Array };
 }
 
 /**

@@ -11,6 +11,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { sha256 } from '../data/hash.js';
+import { mixSeed } from '../rng.js';
+import { validateDropoutRate } from '../model/dropout.js';
 import type { GPT2Config } from '../io/config.js';
 import { readSafetensors, writeSafetensors, type SafetensorsWriteTensor } from '../io/safetensors.js';
 import { forward } from '../model/forward.js';
@@ -62,6 +64,11 @@ export interface TrainOptions {
   clip?: number;
   beta1?: number;
   beta2?: number;
+  /**
+   * Dropout rate at GPT-2's four places during training steps (not evaluations); default 0. Masks are seeded by
+   * (seed, step, row), so a resumed or multi-threaded run draws the same ones.
+   */
+  dropout?: number;
   /** Seed of the initialisation (seed) and of the data order (seed + 1). */
   seed: number;
   /** Evaluate every N steps (and at the start and end); 0 disables periodic evaluation. */
@@ -138,6 +145,8 @@ export interface TrainResult {
 export const TRAIN_CHECKPOINT = 'checkpoint.safetensors';
 /** File name of the JSON log inside outDir. */
 export const TRAIN_LOG = 'training-log.json';
+/** Tag that separates the dropout seed stream from the other streams derived from the run seed. */
+const DROPOUT_STREAM = 0xd40;
 
 /**
  * Mean next-token cross-entropy (nats) of a batch: logSoftmax(logits) · onehot(targets), averaged over B·T; with
@@ -148,7 +157,8 @@ export const TRAIN_LOG = 'training-log.json';
 export function batchLoss(params: GPT2Params, batch: Batch): tf.Scalar {
   return tf.tidy(() => {
     const ids = tf.tensor2d(batch.inputs, [batch.batch, batch.seqLen], 'int32');
-    const logits = forward(params, ids, { logits: 'all' }).logits as tf.Tensor3D;
+    const logits = forward(params, ids, { logits: 'all', ...(batch.dropout ? { dropout: batch.dropout } : {}) })
+      .logits as tf.Tensor3D;
     const V = logits.shape[2];
     const flat = tf.reshape(logits, [-1, V]);
     const logp = tf.logSoftmax(flat as tf.Tensor2D);
@@ -197,6 +207,8 @@ function fingerprint(o: TrainOptions): Record<string, unknown> {
     seed: o.seed,
     tokens: o.tokens.length,
     tokensSha256: sha256(new Uint8Array(o.tokens.buffer, o.tokens.byteOffset, o.tokens.byteLength)),
+    // Only when on, so checkpoints of runs without dropout keep their fingerprint.
+    ...(o.dropout ? { dropout: o.dropout } : {}),
     ...(o.tokenWeights
       ? { tokenWeightsSha256: sha256(new Uint8Array(o.tokenWeights.buffer, o.tokenWeights.byteOffset, o.tokenWeights.byteLength)) }
       : {}),
@@ -263,6 +275,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   for (const k of ['steps', 'batch', 'seqLen'] as const) {
     if (!Number.isInteger(o[k]) || o[k] <= 0) throw new Error(`train: ${k} must be a positive integer, got ${o[k]}`);
   }
+  if (o.dropout !== undefined) validateDropoutRate(o.dropout);
   if (o.seqLen > o.config.nPositions) throw new Error(`train: seqLen ${o.seqLen} exceeds n_positions ${o.config.nPositions}`);
   const schedule: { lr: number; minLr: number; warmup: number; steps: number } = {
     lr: o.lr,
@@ -345,6 +358,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     ckptEvery,
     maxMinutes: o.maxMinutes ?? null,
     threads: o.threads ?? 1,
+    dropout: o.dropout ?? 0,
   };
   params.training = true;
   const names = params.names();
@@ -428,6 +442,11 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       }
       const s0 = performance.now();
       const batch = sampler.next(o.batch);
+      if (o.dropout) {
+        const rowSeeds = new Uint32Array(o.batch);
+        for (let b = 0; b < o.batch; b++) rowSeeds[b] = mixSeed(o.seed, DROPOUT_STREAM, step, b);
+        batch.dropout = { rate: o.dropout, rowSeeds };
+      }
       const lr = lrAt(step, schedule);
       let loss: number;
       const named = new Map<string, tf.Tensor>();
