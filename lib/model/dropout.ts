@@ -2,11 +2,11 @@
  * Training-time (inverted) dropout masks for the forward pass, drawn per batch row from that row's seed.
  *
  * Why per row: data-parallel training splits a batch across threads; masks keyed by (row seed, site) make a row
- * draw the same mask whichever thread runs it, so two threads still equal one. Masks are built in plain JS
- * (mulberry32) rather than tf.randomUniform because the latter is far slower on the WASM backend.
+ * draw the same mask whichever thread runs it, so two threads still equal one. Masks are built in plain JS from
+ * lib/rng.ts's stream rather than tf.randomUniform because the latter is far slower on the WASM backend.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { mixSeed } from '../rng.js';
+import { createRng, mixSeed } from '../rng.js';
 
 /** Dropout of one forward run: the drop probability and one uint32 seed per batch row. */
 export interface DropoutSpec {
@@ -34,15 +34,10 @@ export function dropoutMask(spec: DropoutSpec, shape: readonly number[], site: n
   // Compare against an integer threshold: the uint32 draw is < rate·2^32 with probability rate.
   const thresh = Math.floor(spec.rate * 4294967296);
   for (let b = 0; b < B; b++) {
-    let s = mixSeed(spec.rowSeeds[b] as number, site);
+    const rng = createRng(mixSeed(spec.rowSeeds[b] as number, site));
     const base = b * per;
-    for (let i = 0; i < per; i++) {
-      s = (s + 0x6d2b79f5) | 0;
-      let t = s;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      out[base + i] = (t ^ (t >>> 14)) >>> 0 < thresh ? 0 : keep;
-    }
+    // next()·2^32 is the generator's uint32 draw exactly.
+    for (let i = 0; i < per; i++) out[base + i] = rng.next() * 4294967296 < thresh ? 0 : keep;
   }
   return tf.tensor(out, shape as number[], 'float32');
 }
