@@ -3,7 +3,9 @@
  *
  *   npx tsx scripts/build-corpus.ts [--data DIR] [--out build/corpus] [--seed 1] [--fact-chars N]
  *       [--general-chars N] [--valid-chars N] [--cf-cases 600] [--tokens 1500000] [--chars-per-token 4]
- *       [--fact-share 0.65] [--max-templates 6]
+ *       [--fact-share 0.65] [--max-templates 6] [--appositive-share 0] [--second-mention-share 0]
+ *       [--synthetic-people 0] [--synthetic-share 0.3] [--synthetic-extra 2] [--synthetic-bios 6]
+ *       [--synthetic-pronoun-share 0.6] [--synthetic-appositive-share 0.3] [--synthetic-question-share 0.25]
  *
  * Writes train.txt, valid-general.txt, tokenizer-input.txt, facts.json and manifest.json (see lib/data/factCorpus.ts
  * for the design) and prints the budget arithmetic.
@@ -14,7 +16,9 @@ import { buildFactCorpus, writeFactCorpus, type FactCorpusOptions } from '../lib
 function usage(msg: string): never {
   process.stderr.write(
     `${msg}\nusage: build-corpus [--data DIR] [--out build/corpus] [--seed 1] [--fact-chars N] [--general-chars N] ` +
-      '[--valid-chars N] [--cf-cases N] [--tokens N] [--chars-per-token X] [--fact-share X] [--max-templates N]\n',
+      '[--valid-chars N] [--cf-cases N] [--tokens N] [--chars-per-token X] [--fact-share X] [--max-templates N] ' +
+      '[--appositive-share X] [--second-mention-share X] [--synthetic-people N] [--synthetic-share X] [--synthetic-extra N] ' +
+      '[--synthetic-bios N] [--synthetic-pronoun-share X] [--synthetic-appositive-share X] [--synthetic-question-share X]\n',
   );
   process.exit(2);
 }
@@ -32,6 +36,16 @@ function parseArgs(argv: string[]): { out: string; opts: FactCorpusOptions } {
     const num = (): number => {
       const v = Number(value());
       if (!Number.isFinite(v) || v < 0) usage(`bad number for ${flag}`);
+      return v;
+    };
+    const share = (): number => {
+      const v = num();
+      if (v > 1) usage(`${flag} must be a share in [0, 1], got ${v}`);
+      return v;
+    };
+    const count = (): number => {
+      const v = num();
+      if (!Number.isInteger(v)) usage(`${flag} must be a whole number, got ${v}`);
       return v;
     };
     switch (flag) {
@@ -68,6 +82,33 @@ function parseArgs(argv: string[]): { out: string; opts: FactCorpusOptions } {
       case '--max-templates':
         opts.maxTemplatesPerFact = num();
         break;
+      case '--appositive-share':
+        opts.appositiveShare = share();
+        break;
+      case '--second-mention-share':
+        opts.secondMentionShare = share();
+        break;
+      case '--synthetic-people':
+        opts.syntheticPeople = count();
+        break;
+      case '--synthetic-share':
+        opts.syntheticShare = share();
+        break;
+      case '--synthetic-extra':
+        opts.syntheticExtraAttributes = count();
+        break;
+      case '--synthetic-bios':
+        opts.syntheticBiographies = count();
+        break;
+      case '--synthetic-pronoun-share':
+        opts.syntheticPronounShare = share();
+        break;
+      case '--synthetic-appositive-share':
+        opts.syntheticAppositiveShare = share();
+        break;
+      case '--synthetic-question-share':
+        opts.syntheticQuestionShare = share();
+        break;
       case '--help':
       case '-h':
         usage('');
@@ -96,6 +137,7 @@ const lines = [
   `  ${fmt(c['facts'])} facts: ${fmt(c['factsKnown'])} with a known_1000 prompt, ${fmt(c['factsCounterfactCase'])} CounterFact rewrite subjects, ` +
     `${fmt(c['factsCounterfactNeighbour'])} neighbourhood subjects (${fmt(c['counterfactCasesSelected'])} edit cases selected of ${fmt(c['counterfactCasesScanned'])} scanned)`,
   `  skipped cases: ${JSON.stringify(m.skippedCases)}; dropped renderings: ${JSON.stringify(m.droppedRenderings)}`,
+  `  real-fact exposures by rendering: ${JSON.stringify(m.renderings)}; synthetic population: ${JSON.stringify(m.synthetic)}`,
   `  ${fmt(c['relations'])} relations, ${fmt(c['templates'])} templates: ${fmt(c['templatesTrained'])} trained, ${fmt(c['templatesHeldOut'])} held out ` +
     `(in ${fmt(c['relationsWithHeldOut'])} relations; ${fmt(c['templatesSharedByRelations'])} templates belong to several relations)`,
   `  ${fmt(c['trainedPrompts'])} trained prompts, ${fmt(c['heldOutPrompts'])} held-out prompts over ${fmt(c['factsWithHeldOut'])} facts`,

@@ -204,6 +204,25 @@ async function readFacts(file: string): Promise<FactRecord[]> {
   });
 }
 
+/** Synthetic facts and multi-object documents of a version-2 corpus (empty for older corpora). */
+async function readCorpusExtras(file: string): Promise<{ syntheticFacts: FactRecord[]; documents: { text: string; objects: FactSentence[] }[] }> {
+  const json = JSON.parse(await fsp.readFile(file, 'utf8')) as { syntheticFacts?: unknown; documents?: unknown };
+  const syn = Array.isArray(json.syntheticFacts) ? (json.syntheticFacts as Partial<FactRecord>[]) : [];
+  const docs = Array.isArray(json.documents) ? (json.documents as Partial<{ text: string; objects: FactSentence[] }>[]) : [];
+  return {
+    syntheticFacts: syn.map((f, i) => {
+      if (typeof f.subject !== 'string' || typeof f.object !== 'string' || !Array.isArray(f.trainedPrompts)) {
+        throw new Error(`${file}: syntheticFacts[${i}] lacks subject/object/trainedPrompts`);
+      }
+      return { subject: f.subject, object: f.object, trainedPrompts: f.trainedPrompts, heldOutPrompts: f.heldOutPrompts ?? [] };
+    }),
+    documents: docs.map((d, i) => {
+      if (typeof d.text !== 'string' || !Array.isArray(d.objects)) throw new Error(`${file}: documents[${i}] lacks text/objects`);
+      return { text: d.text, objects: d.objects };
+    }),
+  };
+}
+
 /** Fixed prompt samples for greedy first-token accuracy: trained prompts, held-out templates, known_1000 prompts. */
 function factEvalSets(facts: FactRecord[], tok: Tokenizer, k: number, seed: number): Record<string, PromptCase[]> {
   const rng = createRng(seed);
@@ -270,11 +289,16 @@ async function main(): Promise<void> {
   say(`corpus: ${tokens.length} training tokens, ${validTokens.length} validation tokens (${((Date.now() - t0) / 1000).toFixed(1)}s)`);
 
   const facts = await readFacts(path.join(a.corpus, 'facts.json'));
+  const corpusExtras = await readCorpusExtras(path.join(a.corpus, 'facts.json'));
   let tokenWeights: Float32Array | undefined;
   let objectWeightStats: Record<string, number> | undefined;
   if (a.objectWeight !== 1) {
-    const sentences = new Map<string, FactSentence>();
-    for (const f of facts) for (const prompt of f.trainedPrompts) sentences.set(factLine(prompt, f.object), { prompt, object: f.object });
+    const sentences = new Map<string, FactSentence | FactSentence[]>();
+    for (const f of [...facts, ...corpusExtras.syntheticFacts]) {
+      for (const prompt of f.trainedPrompts) sentences.set(factLine(prompt, f.object), { prompt, object: f.object });
+    }
+    // Appositives and biographies state their objects inside longer documents (lib/data/factCorpus.ts).
+    for (const d of corpusExtras.documents) sentences.set(d.text, d.objects);
     const docs = splitDocuments(await fsp.readFile(trainFile, 'utf8'), 'line');
     const r = factObjectWeights(tokens, docs, sentences, tok, a.objectWeight);
     tokenWeights = r.weights;

@@ -7,7 +7,8 @@ import { initBackend } from '../lib/backend.js';
 import { forward } from '../lib/model/forward.js';
 import type { GPT2Params } from '../lib/model/params.js';
 import { createRng } from '../lib/rng.js';
-import { tokenizeText, WindowSampler, evalWindows, type TokenizerLike } from '../lib/train/data.js';
+import { tokenizeText, WindowSampler, evalWindows } from '../lib/train/data.js';
+import { WordTokenizer } from './helpers/wordTokenizer.js';
 import { initWeights, makeConfig } from '../lib/train/init.js';
 import { AdamW, lrAt } from '../lib/train/optimizer.js';
 import { batchLoss, train, TRAIN_CHECKPOINT, type TrainOptions } from '../lib/train/trainLoop.js';
@@ -15,20 +16,6 @@ import { batchLoss, train, TRAIN_CHECKPOINT, type TrainOptions } from '../lib/tr
 test.before(async () => {
   await initBackend({ quiet: true });
 });
-
-/** Word-level toy tokenizer: id 0 is EOS, then words in first-seen order. */
-class WordTokenizer implements TokenizerLike {
-  readonly eosId = 0;
-  readonly vocab = new Map<string, number>([['<eos>', 0]]);
-  calls = 0;
-  constructor(text: string) {
-    for (const w of text.split(/\s+/).filter(Boolean)) if (!this.vocab.has(w)) this.vocab.set(w, this.vocab.size);
-  }
-  encode(text: string): { ids: number[] } {
-    this.calls++;
-    return { ids: text.split(/\s+/).filter(Boolean).map((w) => this.vocab.get(w) ?? 0) };
-  }
-}
 
 const FACTS: Array<[string, string]> = [
   ['Zorbia', 'Quell'],

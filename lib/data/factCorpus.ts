@@ -49,6 +49,8 @@ import { sha256, sha256File } from './hash.js';
 import { KNOWN_FACTS_FILE, loadKnownFacts, type KnownFact } from './knownFacts.js';
 import { dataDir as defaultDataDir, DataFileNotFoundError, dataFileCandidates, findDataFile } from './paths.js';
 import { fillTemplate, relationTemplates, templateOf } from './relations.js';
+import { appositiveRendering, secondMentionRendering } from './appositives.js';
+import { buildSyntheticPopulation, type SpanDocument, type SyntheticFact, type SyntheticPopulation } from './syntheticPopulation.js';
 
 /** Options for {@link buildFactCorpus}; every field has a default. */
 export interface FactCorpusOptions {
@@ -90,6 +92,27 @@ export interface FactCorpusOptions {
   minTemplateShare?: number;
   /** Restrict Gutenberg to these file names (tests). */
   gutenbergFiles?: string[];
+  /**
+   * Share of each real fact's template exposures rendered as an appositive ("<subject>, born in <object>, is often
+   * mentioned."; lib/data/appositives.ts) instead of a plain fact line (default 0).
+   */
+  appositiveShare?: number;
+  /** Share of each real fact's template exposures rendered after an introductory sentence (default 0). */
+  secondMentionShare?: number;
+  /** Fictional people of the synthetic population (lib/data/syntheticPopulation.ts; default 0 = none). */
+  syntheticPeople?: number;
+  /** Share of the fact characters spent on the synthetic population (default 0.3 when it has people). */
+  syntheticShare?: number;
+  /** Attributes per fictional person beyond the five core ones (default 2). */
+  syntheticExtraAttributes?: number;
+  /** Distinct biographies per fictional person (default 6). */
+  syntheticBiographies?: number;
+  /** Share of later biography sentences that use a pronoun instead of the name (default 0.6). */
+  syntheticPronounShare?: number;
+  /** Share of biographies that open with an appositive (default 0.3). */
+  syntheticAppositiveShare?: number;
+  /** Share of synthetic exposures that are single question-style fact lines rather than biographies (default 0.25). */
+  syntheticQuestionShare?: number;
   /** Progress messages (default: none). */
   log?: (msg: string) => void;
 }
@@ -154,6 +177,10 @@ export interface FactCorpus {
   facts: CorpusFact[];
   cases: SelectedCase[];
   manifest: FactCorpusManifest;
+  /** Distinct training documents that state objects other than as a plain fact line (appositives, biographies). */
+  documents: SpanDocument[];
+  /** The synthetic population's facts (empty without one). */
+  syntheticFacts: SyntheticFact[];
 }
 
 /** manifest.json contents (plus `outputs` and `command`, added when writing). */
@@ -167,6 +194,10 @@ export interface FactCorpusManifest {
   counts: Record<string, number>;
   skippedCases: Record<string, number>;
   droppedRenderings: Record<string, number>;
+  /** Real-fact exposures by rendering: plain fact line, appositive, second mention. */
+  renderings: Record<string, number>;
+  /** Synthetic population: people, facts, biography lines, question lines. */
+  synthetic: Record<string, number>;
   relations: Record<string, RelationSummary>;
   heldOutTemplates: string[];
   /** Per held-out template: how many known_1000 prompts still train it (0 = never in train.txt with any subject). */
@@ -179,7 +210,7 @@ export interface FactCorpusManifest {
 }
 
 /** Bumped whenever the construction changes. */
-export const FACT_CORPUS_VERSION = 1;
+export const FACT_CORPUS_VERSION = 2;
 
 /** uint32 hash of strings under a seed (FNV-1a over UTF-16 units, then mixed). */
 export function hashKey(seed: number, ...parts: string[]): number {
@@ -241,6 +272,15 @@ function resolveOptions(o: FactCorpusOptions): FactCorpusManifest['options'] {
     minTemplateCount: o.minTemplateCount ?? 10,
     minTemplateShare: o.minTemplateShare ?? 0.2,
     gutenbergFiles: o.gutenbergFiles ? [...o.gutenbergFiles].sort() : null,
+    appositiveShare: o.appositiveShare ?? 0,
+    secondMentionShare: o.secondMentionShare ?? 0,
+    syntheticPeople: o.syntheticPeople ?? 0,
+    syntheticShare: o.syntheticShare ?? ((o.syntheticPeople ?? 0) > 0 ? 0.3 : 0),
+    syntheticExtraAttributes: o.syntheticExtraAttributes ?? 2,
+    syntheticBiographies: o.syntheticBiographies ?? 6,
+    syntheticPronounShare: o.syntheticPronounShare ?? 0.6,
+    syntheticAppositiveShare: o.syntheticAppositiveShare ?? 0.3,
+    syntheticQuestionShare: o.syntheticQuestionShare ?? 0.25,
   };
 }
 
@@ -494,8 +534,42 @@ export async function buildFactCorpus(opts: FactCorpusOptions = {}): Promise<Fac
     }
     return s;
   };
+  const realFactChars = Math.round(o.factChars * (1 - o.syntheticShare));
   let E = 1;
-  while (E < 1000 && charsFor(E + 1) <= o.factChars) E++;
+  while (E < 1000 && charsFor(E + 1) <= realFactChars) E++;
+  // Appositive templates that would train a held-out template or a longer form of one are never used.
+  const heldOutList = [...heldOut];
+  const appositiveAllowed = (t: string): boolean => !heldOutList.some((h) => h.startsWith(t) || t.startsWith(h));
+  const documents = new Map<string, SpanDocument>();
+  const addDocument = (d: SpanDocument): void => {
+    if (!documents.has(d.text)) documents.set(d.text, d);
+  };
+  const renderCounts: Record<string, number> = { plain: 0, appositive: 0, secondMention: 0 };
+  // An appositive prompt that equals or begins a dataset/template prompt of another fact with a different object
+  // would teach two continuations; such renderings fall back to the plain line.
+  const promptObjects = new Map<string, Set<string>>();
+  for (const r of renderings) {
+    if (r.dropped) continue;
+    const obj = (drafts[r.draft] as Draft).object;
+    const set = promptObjects.get(r.prompt) ?? new Set<string>();
+    set.add(obj);
+    promptObjects.set(r.prompt, set);
+  }
+  const promptKeys = [...promptObjects.keys()].sort();
+  const begunByOther = (p: string, object: string): boolean => {
+    let lo = 0;
+    let hi = promptKeys.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((promptKeys[mid] as string) < p) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < promptKeys.length && (promptKeys[i] as string).startsWith(p); i++) {
+      const objs = promptObjects.get(promptKeys[i] as string) as Set<string>;
+      if ([...objs].some((x) => x !== object)) return true;
+    }
+    return false;
+  };
   const factLines: string[] = [];
   const facts: CorpusFact[] = [];
   const idOf = new Map<number, string>();
@@ -506,8 +580,27 @@ export async function buildFactCorpus(opts: FactCorpusOptions = {}): Promise<Fac
     const allCounts = allocate(E, di);
     const rs = all.filter((_, k) => (allCounts[k] as number) > 0);
     const counts = allCounts.filter((c) => c > 0);
+    const renderRng = createRng(hashKey(o.seed, 'render', d.subject, d.relation));
+    let variant = 0;
     rs.forEach((r, k) => {
-      for (let c = 0; c < (counts[k] as number); c++) factLines.push(factLine(r.prompt, d.object));
+      for (let c = 0; c < (counts[k] as number); c++) {
+        // Only template renderings are re-rendered: dataset prompts stay trained exactly as given.
+        const u = r.priority === 3 ? renderRng.next() : 1;
+        const app = u < o.appositiveShare ? appositiveRendering(d.subject, d.relation, d.object, variant++, appositiveAllowed) : null;
+        if (app && !begunByOther(app.prompt, d.object)) {
+          factLines.push(app.text);
+          addDocument({ text: app.text, objects: [{ prompt: app.prompt, object: app.object }] });
+          renderCounts['appositive']!++;
+        } else if (u < o.appositiveShare + o.secondMentionShare) {
+          const sm = secondMentionRendering(d.subject, r.prompt, d.object, variant++);
+          factLines.push(sm.text);
+          addDocument({ text: sm.text, objects: [{ prompt: sm.prompt, object: sm.object }] });
+          renderCounts['secondMention']!++;
+        } else {
+          factLines.push(factLine(r.prompt, d.object));
+          renderCounts['plain']!++;
+        }
+      }
     });
     const f: CorpusFact = {
       id: idOf.get(di) as string,
@@ -545,8 +638,71 @@ export async function buildFactCorpus(opts: FactCorpusOptions = {}): Promise<Fac
     heldOutExcluded += f.heldOutPrompts.length - keep.length;
     f.heldOutPrompts = keep;
   }
+  const realLines = factLines.length;
+
+  // --- synthetic population (fictional people with several attributes each)
+  let synthetic: SyntheticPopulation | null = null;
+  const syntheticCounts: Record<string, number> = { people: 0, facts: 0, biographyLines: 0, questionLines: 0 };
+  if (o.syntheticPeople > 0) {
+    const objectCounts = new Map<string, Map<string, number>>();
+    for (const d of drafts) {
+      const m = objectCounts.get(d.relation) ?? new Map<string, number>();
+      m.set(d.object, (m.get(d.object) ?? 0) + 1);
+      objectCounts.set(d.relation, m);
+    }
+    const objects = new Map<string, string[]>();
+    for (const [r, m] of objectCounts) objects.set(r, [...m].filter(([, n]) => n >= 2).map(([x]) => x).sort());
+    const reserved = new Set<string>();
+    for (const d of drafts) {
+      reserved.add(d.subject);
+      reserved.add(d.object);
+    }
+    synthetic = buildSyntheticPopulation({
+      seed: hashKey(o.seed, 'synthetic'),
+      people: o.syntheticPeople,
+      extraPerPerson: o.syntheticExtraAttributes,
+      biographies: o.syntheticBiographies,
+      pronounShare: o.syntheticPronounShare,
+      appositiveShare: o.syntheticAppositiveShare,
+      trainedTemplates: trainedBy,
+      heldOutTemplates: heldOutBy,
+      objects,
+      reserved,
+      appositiveAllowed,
+    });
+    const synthChars = o.factChars - realFactChars;
+    const bioChars = synthetic.biographies.reduce((a, b) => a + b.text.length + 1, 0);
+    const bioReps = Math.max(1, Math.floor((synthChars * (1 - o.syntheticQuestionShare)) / Math.max(1, bioChars)));
+    for (let rep = 0; rep < bioReps; rep++) {
+      for (const b of synthetic.biographies) {
+        factLines.push(b.text);
+        syntheticCounts['biographyLines']!++;
+      }
+    }
+    for (const b of synthetic.biographies) addDocument(b);
+    // Question-style lines: each fact's trained prompts in turn until the budget is spent.
+    const qBudget = synthChars * o.syntheticQuestionShare;
+    let used = 0;
+    for (let round = 0; used < qBudget && round < 1000; round++) {
+      let any = false;
+      for (const f of synthetic.facts) {
+        const p = f.trainedPrompts[round % Math.max(1, f.trainedPrompts.length)];
+        if (p === undefined) continue;
+        const line = factLine(p, f.object);
+        if (used + line.length + 1 > qBudget) break;
+        factLines.push(line);
+        used += line.length + 1;
+        syntheticCounts['questionLines']!++;
+        any = true;
+      }
+      if (!any) break;
+    }
+    syntheticCounts['people'] = synthetic.people.length;
+    syntheticCounts['facts'] = synthetic.facts.length;
+    log(`synthetic population: ${synthetic.people.length} people, ${synthetic.facts.length} facts, ${bioReps}× ${synthetic.biographies.length} biographies, ${syntheticCounts['questionLines']} question lines`);
+  }
   const factChars = factLines.reduce((s, l) => s + l.length + 1, 0);
-  log(`fact sentences: ${factLines.length} lines, ${factChars} chars, ${E} exposures per fact`);
+  log(`fact sentences: ${factLines.length} lines (${realLines} about real facts: ${JSON.stringify(renderCounts)}), ${factChars} chars, ${E} exposures per fact`);
 
   // --- general text: bottom-k sampling by a seeded hash of (document, chunk index); whole documents held out.
   const corpus = await openTextCorpus({ dataDir: root, unit: 'chunk', chunkChars: o.chunkChars, gutenbergFiles: opts.gutenbergFiles });
@@ -696,6 +852,8 @@ export async function buildFactCorpus(opts: FactCorpusOptions = {}): Promise<Fac
     },
     skippedCases: skipped,
     droppedRenderings: dropped,
+    renderings: renderCounts,
+    synthetic: syntheticCounts,
     relations,
     heldOutTemplates: [...heldOut].sort(),
     heldOutLeaks: leaks,
@@ -722,7 +880,7 @@ export async function buildFactCorpus(opts: FactCorpusOptions = {}): Promise<Fac
       'a fact line is "<prompt> <object>." ; train.txt is shuffled with the seed; tokenizer-input.txt is the ' +
       'distinct lines of train.txt in first-occurrence order.',
   };
-  return { trainLines, validLines, tokenizerLines, facts, cases: selected, manifest };
+  return { trainLines, validLines, tokenizerLines, facts, cases: selected, manifest, documents: [...documents.values()], syntheticFacts: synthetic?.facts ?? [] };
 }
 
 /** Files written by {@link writeFactCorpus}. */
@@ -741,7 +899,12 @@ export async function writeFactCorpus(c: FactCorpus, outDir: string, command?: s
     'train.txt': c.trainLines.join('\n') + '\n',
     'valid-general.txt': c.validLines.join('\n') + '\n',
     'tokenizer-input.txt': c.tokenizerLines.join('\n') + '\n',
-    'facts.json': JSON.stringify({ version: FACT_CORPUS_VERSION, facts: c.facts, counterfactCases: c.cases }, null, 1) + '\n',
+    'facts.json':
+      JSON.stringify(
+        { version: FACT_CORPUS_VERSION, facts: c.facts, counterfactCases: c.cases, syntheticFacts: c.syntheticFacts, documents: c.documents },
+        null,
+        1,
+      ) + '\n',
   };
   const outputs: Record<string, { sha256: string; bytes: number; lines: number }> = {};
   for (const [name, text] of Object.entries(texts)) {

@@ -26,14 +26,15 @@ export interface ObjectWeightStats {
 
 /**
  * Weights for a stream laid out as tokenizeText writes it (EOS, doc₁, EOS, doc₂, …, EOS): `weight` on the tokens
- * of " <object>" in every document found in `facts` (keyed by the document's text), 1 elsewhere. `docs` are the
+ * of " <object>" in every document found in `facts` (keyed by the document's text; a document stating several
+ * objects maps to a list whose prompts are the text before each object), 1 elsewhere. `docs` are the
  * stream's documents in order. Throws when the stream does not match the documents (a stale token cache) or a
  * prompt's tokens are not a prefix of its sentence's tokens. Returns Float32Array(tokens.length).
  */
 export function factObjectWeights(
   tokens: Int32Array,
   docs: readonly string[],
-  facts: ReadonlyMap<string, FactSentence>,
+  facts: ReadonlyMap<string, FactSentence | readonly FactSentence[]>,
   tok: TokenizerLike,
   weight: number,
 ): { weights: Float32Array; stats: ObjectWeightStats } {
@@ -42,18 +43,22 @@ export function factObjectWeights(
   if (eos === null) throw new Error('factObjectWeights: the tokenizer has no EOS token, so documents cannot be located in the stream');
   const weights = new Float32Array(tokens.length).fill(1);
   // Spans (start, end) of the object within a sentence's tokens, per distinct sentence: fact sentences repeat.
-  const spans = new Map<string, { length: number; from: number; to: number }>();
-  const spanOf = (line: string, f: FactSentence): { length: number; from: number; to: number } => {
+  // A document may state several objects (a biography); each entry's prompt is the document text before it.
+  const spans = new Map<string, { length: number; parts: { from: number; to: number }[] }>();
+  const spanOf = (line: string, fs: readonly FactSentence[]): { length: number; parts: { from: number; to: number }[] } => {
     let s = spans.get(line);
     if (s) return s;
     const all = tok.encode(line).ids;
-    const prompt = tok.encode(f.prompt).ids;
-    const withObject = tok.encode(`${f.prompt} ${f.object}`).ids;
     const isPrefix = (a: number[], b: number[]) => a.length <= b.length && a.every((x, i) => x === b[i]);
-    if (!isPrefix(prompt, withObject) || !isPrefix(withObject, all) || withObject.length === prompt.length) {
-      throw new Error(`factObjectWeights: the tokens of "${f.prompt}" and " ${f.object}" do not split "${line}" at the object`);
-    }
-    s = { length: all.length, from: prompt.length, to: withObject.length };
+    const parts = fs.map((f) => {
+      const prompt = tok.encode(f.prompt).ids;
+      const withObject = tok.encode(`${f.prompt} ${f.object}`).ids;
+      if (!isPrefix(prompt, withObject) || !isPrefix(withObject, all) || withObject.length === prompt.length) {
+        throw new Error(`factObjectWeights: the tokens of "${f.prompt}" and " ${f.object}" do not split "${line}" at the object`);
+      }
+      return { from: prompt.length, to: withObject.length };
+    });
+    s = { length: all.length, parts };
     spans.set(line, s);
     return s;
   };
@@ -68,13 +73,15 @@ export function factObjectWeights(
     const line = docs[d] as string;
     const f = facts.get(line);
     if (f) {
-      const s = spanOf(line, f);
+      const s = spanOf(line, Array.isArray(f) ? (f as readonly FactSentence[]) : [f as FactSentence]);
       if (s.length !== end - pos) {
         throw new Error(`factObjectWeights: document ${d + 1} has ${end - pos} tokens in the stream, ${s.length} when encoded: stale token cache?`);
       }
-      weights.fill(weight, pos + s.from, pos + s.to);
+      for (const p of s.parts) {
+        weights.fill(weight, pos + p.from, pos + p.to);
+        objectTokens += p.to - p.from;
+      }
       factDocuments++;
-      objectTokens += s.to - s.from;
     }
     pos = end + 1;
   }
