@@ -74,6 +74,7 @@ interface FactRow {
   role?: string;
   knownPrompt?: string;
   trainedPrompts: string[];
+  heldOutPrompts?: string[];
 }
 
 /** Residuals [layers+1][n][d] at the last token of each text: index 0 is the token embedding, then blocks 0…L−1. */
@@ -100,6 +101,26 @@ async function lastTokenStates(model: GPT2Model, texts: readonly string[]): Prom
     }
   }
   return out;
+}
+
+/** Share of prompts whose greedy next token is the first token of " " + object. */
+async function greedyRecall(model: GPT2Model, items: readonly { prompt: string; object: string }[]): Promise<number> {
+  let hits = 0;
+  for (let s = 0; s < items.length; s += 64) {
+    const chunk = items.slice(s, s + 64);
+    const r = model.run(chunk.map((x) => x.prompt), { logits: 'last' });
+    try {
+      const am = tf.tidy(() => tf.argMax(r.logits!.tensor, -1));
+      const ids = (await am.data()) as Int32Array;
+      am.dispose();
+      chunk.forEach((x, b) => {
+        if (ids[b] === model.encode(` ${x.object}`)[0]) hits++;
+      });
+    } finally {
+      r.dispose();
+    }
+  }
+  return items.length ? hits / items.length : NaN;
 }
 
 function split<T extends { key: string }>(items: T[], seed: number, testShare: number): { train: T[]; test: T[] } {
@@ -171,6 +192,15 @@ async function main(): Promise<void> {
       synByLayer.push({ accuracy: acc / Math.max(1, k), majority: maj / Math.max(1, k), relations: k, nTest });
     }
     result['syntheticSubject'] = synByLayer;
+    const sample = syn.filter((_, i) => i % 4 === 0);
+    result['syntheticRecall'] = {
+      trained: await greedyRecall(model, sample.map((f) => ({ prompt: f.trainedPrompts[0]!, object: f.object }))),
+      heldOut: await greedyRecall(
+        model,
+        sample.flatMap((f) => (f.heldOutPrompts?.length ? [{ prompt: f.heldOutPrompts[0]!, object: f.object }] : [])),
+      ),
+      n: sample.length,
+    };
     result['syntheticPerRelation'] = perRelation;
   }
   model.dispose();
@@ -190,6 +220,8 @@ async function main(): Promise<void> {
       `| synthetic people, last name token, mean over ${synByLayer[0]!.relations} relations (n=${synByLayer[0]!.nTest}) | ${synByLayer.map((s) => pct(s.accuracy)).join(' | ')} | ${pct(synByLayer[0]!.majority)} |`,
     );
   }
+  const sr = result['syntheticRecall'] as { trained: number; heldOut: number; n: number } | undefined;
+  if (sr) lines.push('', `synthetic facts, greedy recall (every 4th fact, n=${sr.n}): trained prompt ${pct(sr.trained)}%, held-out template ${pct(sr.heldOut)}%`);
   process.stdout.write(lines.join('\n') + '\n');
   if (a.out !== null) {
     await fsp.mkdir(path.dirname(a.out), { recursive: true });
