@@ -1,0 +1,168 @@
+/**
+ * Regression tests of issue 15 (bad-input audit): hangs, silent wrong results, lost files. Test names start with
+ * the issue's section so the list can be checked item by item.
+ */
+import test from 'ava';
+import { promises as fsp, mkdtempSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { CheckpointError } from '../lib/io/checkpoint.js';
+import { readSafetensors, writeSafetensors, type SafetensorsWriteTensor } from '../lib/io/safetensors.js';
+import { loadModel } from '../lib/loadModel.js';
+import { mom2Solver } from '../lib/rome/covariance.js';
+import { readStatsCache, type LayerStatsMeta } from '../lib/rome/layerStats.js';
+import { sha256 } from '../lib/data/hash.js';
+import { FIXTURE_DIR } from './helpers/fixture.js';
+
+function tmp(prefix = 'rome-ts-rel-'): string {
+  return mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** A symmetric positive-definite n×n sum with a known diagonal (count 1). */
+function spdSum(n: number): Float64Array {
+  const s = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) s[i * n + i] = 2 + i;
+  s[1] = s[n] = 0.5;
+  return s;
+}
+
+// ---- Hangs ----------------------------------------------------------------------------------------------------
+
+test('hang: mom2Solver with a NaN in the covariance throws naming the non-finite value (was an endless ridge loop)', (t) => {
+  const s = spdSum(4);
+  s[5] = NaN;
+  const err = t.throws(() => mom2Solver(s, 10, 4).solve([1, 0, 0, 0]));
+  t.regex(err!.message, /non-finite value \(NaN at row 1, column 1\)/);
+});
+
+test('hang: mom2Solver with an all-zero covariance throws instead of looping with a zero ridge', (t) => {
+  const err = t.throws(() => mom2Solver(new Float64Array(16), 10, 4).solve([1, 0, 0, 0]));
+  t.regex(err!.message, /no positive diagonal/);
+});
+
+test('hang: mom2Solver still solves a PD system exactly (the guard does not reject good statistics)', (t) => {
+  const s = spdSum(3);
+  const x = mom2Solver(s, 1, 3).solve([1, 2, 3]);
+  // C x must reproduce b.
+  for (let i = 0; i < 3; i++) {
+    let r = 0;
+    for (let j = 0; j < 3; j++) r += s[i * 3 + j] * x[j];
+    t.true(Math.abs(r - [1, 2, 3][i]) < 1e-12);
+  }
+});
+
+test('hang: a singular-but-finite covariance still gets a ridge (bounded search)', (t) => {
+  const s = new Float64Array(9);
+  s[0] = 1; // rank 1: needs a ridge
+  const solver = mom2Solver(s, 1, 3);
+  t.true(solver.ridge > 0 && solver.ridge <= 10 * (1 / 3));
+});
+
+test('hang: a NaN statistics cache makes the solver throw (not spin)', (t) => {
+  const dir = tmp();
+  const base = path.join(dir, 'L0');
+  const n = 3;
+  const sum = spdSum(n);
+  sum[4] = NaN;
+  const bytes = new Uint8Array(sum.buffer);
+  const meta = cacheMeta(n, 'w', 'c', sha256(bytes));
+  writeFileSync(`${base}.f64`, bytes);
+  writeFileSync(`${base}.json`, JSON.stringify(meta));
+  const stats = readStatsCache(base, 'w', n, 'c');
+  t.truthy(stats);
+  t.throws(() => stats!.solver().solve([1, 1, 1]), { message: /non-finite/ });
+});
+
+test('hang: non-finite weights are reported at load, naming the file and the tensor', async (t) => {
+  const stored = (await readSafetensors(path.join(FIXTURE_DIR, 'model.safetensors'))).tensors;
+  const tensors = new Map<string, SafetensorsWriteTensor>();
+  for (const [n, x] of stored) tensors.set(n, { shape: x.shape, data: Float32Array.from(x.data) });
+  const name = [...tensors.keys()].find((k) => k.endsWith('h.1.mlp.c_fc.weight'))!;
+  tensors.get(name)!.data[7] = NaN;
+  tensors.get(name)!.data[9] = Infinity;
+  const dir = tmp();
+  await fsp.copyFile(path.join(FIXTURE_DIR, 'config.json'), path.join(dir, 'config.json'));
+  await writeSafetensors(path.join(dir, 'model.safetensors'), tensors);
+  const err = await t.throwsAsync(loadModel(dir), { instanceOf: CheckpointError });
+  t.true(err!.message.includes(path.join(dir, 'model.safetensors')), err!.message);
+  t.regex(err!.message, /"h\.1\.mlp\.c_fc\.weight" holds 2 non-finite values \(first: NaN at flat index 7\)/);
+});
+
+// ---- Silent wrong results: statistics cache ----------------------------------------------------------------------
+
+function cacheMeta(n: number, weightsHash: string, corpusIdentity: string, sumSha256?: string): LayerStatsMeta {
+  return {
+    format: 'rome-ts-layer-stats',
+    version: 1,
+    model: 'm',
+    weightsHash,
+    layer: 0,
+    n,
+    corpusName: 'c',
+    corpusIdentity,
+    maxLength: 8,
+    tokens: 100,
+    samples: 10,
+    exhausted: false,
+    dtype: 'float64',
+    ...(sumSha256 ? { sumSha256 } : {}),
+  };
+}
+
+test('wrong result: a truncated statistics cache (.f64 half size) is rejected by its size check, naming the file', (t) => {
+  const dir = tmp();
+  const base = path.join(dir, 'L0');
+  const n = 4;
+  const bytes = new Uint8Array(spdSum(n).buffer);
+  writeFileSync(`${base}.f64`, bytes.subarray(0, bytes.length / 2));
+  writeFileSync(`${base}.json`, JSON.stringify(cacheMeta(n, 'w', 'c')));
+  const errs: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((s: string) => (errs.push(String(s)), true)) as typeof process.stderr.write;
+  try {
+    t.is(readStatsCache(base, 'w', n, 'c'), null);
+  } finally {
+    process.stderr.write = write;
+  }
+  t.regex(errs.join(''), new RegExp(`${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.f64.*64 bytes, expected 128`));
+});
+
+test('wrong result: a statistics cache whose bytes changed is rejected by its checksum; an intact one is read back', (t) => {
+  const dir = tmp();
+  const base = path.join(dir, 'L0');
+  const n = 4;
+  const sum = spdSum(n);
+  const bytes = new Uint8Array(sum.buffer);
+  writeFileSync(`${base}.json`, JSON.stringify(cacheMeta(n, 'w', 'c', sha256(bytes))));
+  writeFileSync(`${base}.f64`, bytes);
+  const ok = readStatsCache(base, 'w', n, 'c');
+  t.deepEqual(Array.from(ok!.sum), Array.from(sum));
+  const tampered = Float64Array.from(sum);
+  tampered[0] = 0;
+  writeFileSync(`${base}.f64`, new Uint8Array(tampered.buffer));
+  const write = process.stderr.write.bind(process.stderr);
+  let msg = '';
+  process.stderr.write = ((s: string) => ((msg += s), true)) as typeof process.stderr.write;
+  try {
+    t.is(readStatsCache(base, 'w', n, 'c'), null);
+  } finally {
+    process.stderr.write = write;
+  }
+  t.regex(msg, /checksum does not match/);
+});
+
+test('poor message: corrupt statistics metadata names the file (and is recomputed)', (t) => {
+  const dir = tmp();
+  const base = path.join(dir, 'L0');
+  writeFileSync(`${base}.json`, '{"format": "rome-ts-lay');
+  writeFileSync(`${base}.f64`, new Uint8Array(8));
+  const write = process.stderr.write.bind(process.stderr);
+  let msg = '';
+  process.stderr.write = ((s: string) => ((msg += s), true)) as typeof process.stderr.write;
+  try {
+    t.is(readStatsCache(base, 'w', 1, 'c'), null);
+  } finally {
+    process.stderr.write = write;
+  }
+  t.true(msg.includes(`${base}.json`), msg);
+});
