@@ -13,6 +13,9 @@ import { mom2Solver } from '../lib/rome/covariance.js';
 import { readStatsCache, type LayerStatsMeta } from '../lib/rome/layerStats.js';
 import { sha256 } from '../lib/data/hash.js';
 import { FIXTURE_DIR } from './helpers/fixture.js';
+import { tinyModel } from './helpers/romeTiny.js';
+import { contextTemplates } from '../lib/rome/contextPrefixes.js';
+import * as tf from '@tensorflow/tfjs-core';
 
 function tmp(prefix = 'rome-ts-rel-'): string {
   return mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -165,4 +168,48 @@ test('poor message: corrupt statistics metadata names the file (and is recompute
     process.stderr.write = write;
   }
   t.true(msg.includes(`${base}.json`), msg);
+});
+
+// ---- Other defects: tensor leaks ---------------------------------------------------------------------------------
+
+test('leak: sampled generation (topK > 1) leaves no tensors behind per token (numTensors)', async (t) => {
+  const m = await tinyModel();
+  // Warm the causal-mask cache (bounded, by design) for these lengths.
+  await m.generateIds([1, 2], { maxNewTokens: 12, topK: 5, seed: 1 });
+  const n0 = tf.memory().numTensors;
+  await m.generateIds([1, 2], { maxNewTokens: 12, topK: 5, seed: 2 });
+  await m.generateIds([1, 2], { maxNewTokens: 12, topK: 3, temperature: 0.7, seed: 3 });
+  t.is(tf.memory().numTensors - n0, 0);
+});
+
+test('leak: contextTemplates leaves no tensors behind (only the bounded mask cache on a first call)', async (t) => {
+  const m = await tinyModel({ fresh: true });
+  const n0 = tf.memory().numTensors;
+  await contextTemplates(m, { cacheDir: null, seed: 11 });
+  const first = tf.memory().numTensors - n0;
+  // The default spec generates 150 tokens; a per-token leak would leave >= 150.
+  t.true(first <= 12, `first call left ${first} tensors`);
+  const n1 = tf.memory().numTensors;
+  await contextTemplates(m, { cacheDir: null, seed: 12 });
+  t.is(tf.memory().numTensors - n1, 0);
+  m.dispose();
+});
+
+// ---- Silent wrong results: patches ---------------------------------------------------------------------------------
+
+test('wrong result: patch positions or batch rows outside [0, T) / [0, B) are rejected, not ignored', async (t) => {
+  const m = await tinyModel();
+  const T = m.tokenizer!.encode('The Eiffel Tower').ids.length;
+  t.throws(() => m.run('The Eiffel Tower', { patch: [{ hook: 'blocks.0.mlp', positions: [T], value: 0 }] }), {
+    message: new RegExp(`position ${T} is outside \\[0, ${T}\\)`),
+  });
+  t.throws(() => m.run('The Eiffel Tower', { patch: [{ hook: 'blocks.0.mlp', positions: [-1], value: 0 }] }), { message: /position -1/ });
+  t.throws(() => m.run('The Eiffel Tower', { patch: [{ hook: 'blocks.0.mlp', positions: [0.5], value: 0 }] }), { message: /position 0.5/ });
+  t.throws(() => m.run('The Eiffel Tower', { patch: [{ hook: 'blocks.0.mlp', batch: [1], value: 0 }] }), { message: /batch row 1 is outside \[0, 1\)/ });
+  // In range still patches: zeroing the last position's MLP changes the last logits.
+  const a = m.run('The Eiffel Tower', { logits: 'last' });
+  const b = m.run('The Eiffel Tower', { logits: 'last', patch: [{ hook: 'blocks.1.mlp', positions: [T - 1], value: 0 }] });
+  t.notDeepEqual(Array.from(a.logits!.dataSync()), Array.from(b.logits!.dataSync()));
+  a.dispose();
+  b.dispose();
 });
