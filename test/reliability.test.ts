@@ -16,6 +16,9 @@ import { FIXTURE_DIR } from './helpers/fixture.js';
 import { tinyModel } from './helpers/romeTiny.js';
 import { contextTemplates } from '../lib/rome/contextPrefixes.js';
 import * as tf from '@tensorflow/tfjs-core';
+import { applyEdit, commitEdit } from '../lib/rome/edits.js';
+import { weightsHash } from '../lib/rome/identity.js';
+import type { EditJSON } from '../lib/rome/types.js';
 
 function tmp(prefix = 'rome-ts-rel-'): string {
   return mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -212,4 +215,104 @@ test('wrong result: patch positions or batch rows outside [0, T) / [0, B) are re
   t.notDeepEqual(Array.from(a.logits!.dataSync()), Array.from(b.logits!.dataSync()));
   a.dispose();
   b.dispose();
+});
+
+// ---- Edit files, restore order, all-or-nothing -------------------------------------------------------------------
+
+const EDIT_REQ = { prompt: 'The Eiffel Tower is located in the city of {}', subject: 'The Eiffel Tower', target: 'Rome' };
+
+/** A saved ROME-shaped edit of the tiny model at layer 0 (no optimisation: the vectors are arbitrary but finite). */
+async function savedEdit(): Promise<{ json: EditJSON; before: string }> {
+  const m = await tinyModel();
+  const before = weightsHash(m);
+  const { nInner, nEmbd } = m.config;
+  const u = Array.from({ length: nInner }, (_, i) => Math.fround(Math.sin(i) / 10));
+  const v = Array.from({ length: nEmbd }, (_, j) => Math.fround(Math.cos(j)));
+  const h = commitEdit(m, { method: 'rome', layer: 0, request: EDIT_REQ, losses: [], info: {}, updates: [{ kind: 'rank-one', param: 'h.0.mlp.c_proj.weight', u, v }] });
+  const json = JSON.parse(JSON.stringify(h.toJSON())) as EditJSON;
+  h.restore();
+  t0Hash(m, before);
+  return { json, before };
+}
+
+function t0Hash(m: Awaited<ReturnType<typeof tinyModel>>, want: string): void {
+  if (weightsHash(m) !== want) throw new Error('model not back to its original weights');
+}
+
+test.serial('edit file: a null in u (serialised NaN) is refused, not applied as 0, and the model is untouched', async (t) => {
+  const m = await tinyModel();
+  const { json, before } = await savedEdit();
+  const bad = structuredClone(json);
+  (bad.updates[0] as { u: (number | null)[] }).u[3] = null;
+  t.throws(() => applyEdit(m, bad), { message: /updates\[0\]\.u\[3\] must be a finite float32 number, got null/ });
+  t.is(weightsHash(m), before);
+});
+
+test.serial('edit file: strings and 1e39 in v are refused (they gave NaN / Infinity outputs)', async (t) => {
+  const m = await tinyModel();
+  const { json } = await savedEdit();
+  const s = structuredClone(json);
+  (s.updates[0] as { v: unknown[] }).v[0] = '0.5';
+  t.throws(() => applyEdit(m, s), { message: /v\[0\] must be a finite float32 number, got "0.5"/ });
+  const big = structuredClone(json);
+  (big.updates[0] as { v: number[] }).v[1] = 1e39;
+  t.throws(() => applyEdit(m, big), { message: /v\[1\] must be a finite float32 number, got 1e\+39/ });
+});
+
+test.serial('edit file: version 99 and a changed layer field are refused', async (t) => {
+  const m = await tinyModel();
+  const { json } = await savedEdit();
+  t.throws(() => applyEdit(m, { ...json, version: 99 as 2 }), { message: /unsupported edit version 99/ });
+  t.throws(() => applyEdit(m, { ...json, layer: 1 }), { message: /ROME edit of layer 1 must change "h\.1\.mlp\.c_proj\.weight" only/ });
+  t.throws(() => applyEdit(m, { ...json, layer: 7 }), { message: /layer 7 is outside \[0, 2\)/ });
+});
+
+test.serial('edit file: a patch made for another model of the same shape is refused unless forced (weights fingerprint)', async (t) => {
+  const m = await tinyModel();
+  const { json, before } = await savedEdit();
+  // Same shapes, other weights: a fresh tiny model with a different layer-0 projection.
+  const other = await tinyModel({ fresh: true });
+  const w = other.getParam('h.0.mlp.c_proj.weight');
+  const changed = tf.tidy(() => tf.mul(w, 1.01));
+  other.setParam('h.0.mlp.c_proj.weight', changed);
+  changed.dispose();
+  t.throws(() => applyEdit(other, json), { message: /differ from those it was made on/ });
+  const forced = applyEdit(other, json, { force: true });
+  forced.restore();
+  other.dispose();
+  // On the model it was made on it applies, and restore is exact.
+  const h = applyEdit(m, json);
+  t.not(weightsHash(m), before);
+  h.restore();
+  t.is(weightsHash(m), before);
+  // A version-1 file (no fingerprint) needs force.
+  const v1 = structuredClone(json) as EditJSON;
+  v1.version = 1;
+  delete v1.model.paramsSha256;
+  t.throws(() => applyEdit(m, v1), { message: /no fingerprint/ });
+});
+
+test.serial('lost data: applyEdit with a bad second update leaves the model untouched (all or nothing)', async (t) => {
+  const m = await tinyModel();
+  const { json, before } = await savedEdit();
+  const two = structuredClone(json);
+  two.method = 'ft';
+  two.updates.push({ kind: 'rank-one', param: 'h.1.mlp.c_proj.weight', u: [1, 2], v: [3] });
+  t.throws(() => applyEdit(m, two), { message: /updates\[1\].*does not fit/ });
+  t.is(weightsHash(m), before);
+});
+
+test.serial('wrong result: restoring sequential edits first-in-first-out is refused; LIFO restores exactly', async (t) => {
+  const m = await tinyModel();
+  const { json, before } = await savedEdit();
+  const a = applyEdit(m, json);
+  const second = structuredClone(json);
+  (second.updates[0] as { v: number[] }).v = (second.updates[0] as { v: number[] }).v.map((x) => x / 2);
+  const b = applyEdit(m, second, { force: true }); // made on the original weights, applied on top of a
+  t.throws(() => a.restore(), { message: /later edit of "h\.0\.mlp\.c_proj\.weight" is still applied/ });
+  t.false(a.restored);
+  b.restore();
+  a.restore();
+  t.true(a.restored && b.restored);
+  t.is(weightsHash(m), before);
 });

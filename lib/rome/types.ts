@@ -35,13 +35,19 @@ export interface StepLoss {
   weightDecay?: number;
 }
 
+/** Version written by toJSON (2 added model.paramsSha256; version 1 files apply only when forced). */
+export const EDIT_FORMAT_VERSION = 2;
+
 /** A saved edit: enough to re-apply it bit-exactly on the same model. */
 export interface EditJSON {
   format: 'rome-ts-edit';
-  version: 1;
+  version: 1 | 2;
   method: EditMethod;
-  /** Model it was made on: name and shape, checked when re-applying. */
-  model: { name: string; nLayer: number; nEmbd: number; nInner: number };
+  /**
+   * Model it was made on: name and shape, and (version 2) the sha256 of the parameters the edit changes as they were
+   * before it (identity.ts weightsHash over those names), all checked when re-applying.
+   */
+  model: { name: string; nLayer: number; nEmbd: number; nInner: number; paramsSha256?: string };
   /** The (main) edited layer. */
   layer: number;
   request: EditRequest;
@@ -64,7 +70,7 @@ export interface EditHandle {
   info: Record<string, unknown>;
   /** Whether restore() has run. */
   readonly restored: boolean;
-  /** Restores the weights from the snapshots taken just before this edit (undo sequential edits in LIFO order). */
+  /** Restores the weights from the snapshots taken just before this edit; throws while a later edit of the same weights is applied (undo in LIFO order). */
   restore(): void;
   toJSON(): EditJSON;
 }
