@@ -3,7 +3,7 @@
  * the issue's section so the list can be checked item by item.
  */
 import test from 'ava';
-import { promises as fsp, mkdtempSync, writeFileSync } from 'node:fs';
+import { promises as fsp, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CheckpointError } from '../lib/io/checkpoint.js';
@@ -19,6 +19,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { applyEdit, commitEdit } from '../lib/rome/edits.js';
 import { weightsHash } from '../lib/rome/identity.js';
 import type { EditJSON } from '../lib/rome/types.js';
+import { runCounterFactEval } from '../lib/eval/runner.js';
+import { summarize } from '../lib/eval/summarize.js';
+import type { CounterFactRecord } from '../lib/data/counterfact.js';
 
 function tmp(prefix = 'rome-ts-rel-'): string {
   return mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -315,4 +318,64 @@ test.serial('wrong result: restoring sequential edits first-in-first-out is refu
   a.restore();
   t.true(a.restored && b.restored);
   t.is(weightsHash(m), before);
+});
+
+// ---- Result directories ------------------------------------------------------------------------------------------
+
+const CF_REC: CounterFactRecord = {
+  caseId: 7,
+  subject: 'Lionel Messi',
+  prompt: 'The sport of {}',
+  targetTrue: 'French',
+  targetNew: 'Paris',
+  relationId: null,
+  paraphrasePrompts: ['The sport of Lionel Messi'],
+  neighborhoodPrompts: ['The sport of Michael Jordan'],
+  attributePrompts: [],
+  generationPrompts: ['Lionel Messi is'],
+  format: 'rome',
+  split: null,
+  relationInferred: false,
+};
+
+test.serial('wrong result: eval into an existing --out with another method or hparams is refused (directory bound to its settings)', async (t) => {
+  const m = await tinyModel();
+  const dir = tmp();
+  const none = { method: 'none' as const, outDir: dir };
+  await runCounterFactEval(m, [CF_REC], none);
+  const runJson = readFileSync(path.join(dir, 'run.json'), 'utf8');
+  await t.throwsAsync(runCounterFactEval(m, [CF_REC], { method: 'rome', outDir: dir, hparams: { rome: { layer: 0 } } }), {
+    message: /holds results of other settings: method was "none" and is now "rome"/,
+  });
+  await t.throwsAsync(runCounterFactEval(m, [CF_REC], { ...none, hparams: { rome: { layer: 1 } } }), { message: /hparams was \{\} and is now/ });
+  // run.json still describes the results it holds.
+  t.is(readFileSync(path.join(dir, 'run.json'), 'utf8'), runJson);
+  // The same settings resume (the case is skipped).
+  const skipped: boolean[] = [];
+  await runCounterFactEval(m, [CF_REC], { ...none, onCase: (_d, _n, _i, s) => skipped.push(s) });
+  t.deepEqual(skipped, [true]);
+});
+
+test.serial('wrong result: a truncated case file is detected, named and recomputed on rerun; summarize names it', async (t) => {
+  const m = await tinyModel();
+  const dir = tmp();
+  const opts = { method: 'none' as const, outDir: dir };
+  await runCounterFactEval(m, [CF_REC], opts);
+  const file = path.join(dir, 'case_7.json');
+  const whole = readFileSync(file, 'utf8');
+  writeFileSync(file, whole.slice(0, whole.length >> 1));
+  t.throws(() => summarize([dir]), { message: new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: unreadable case result`) });
+  const skipped: boolean[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  let msg = '';
+  process.stderr.write = ((s: string) => ((msg += s), true)) as typeof process.stderr.write;
+  try {
+    await runCounterFactEval(m, [CF_REC], { ...opts, onCase: (_d, _n, _i, s) => skipped.push(s) });
+  } finally {
+    process.stderr.write = write;
+  }
+  t.deepEqual(skipped, [false]);
+  t.true(msg.includes(file), msg);
+  t.deepEqual(JSON.parse(readFileSync(file, 'utf8')), JSON.parse(whole));
+  t.is(summarize([dir])[0].n, 1);
 });

@@ -15,6 +15,7 @@ import { loadKnHparams } from '../baselines/kn.js';
 import { makeEditor, type MethodHparams, type MethodName } from '../eval/methods.js';
 import { UsageError } from './inspectCommand.js';
 import { defaultModelSource } from './defaults.js';
+import { parseChoice, parseIntFlag } from './args.js';
 
 export const EDIT_HELP = `rome-ts edit [--model DIR] --prompt "{} plays" --subject "X" --target "football" [options]
   --method rome|ft|ft-l|kn   editing method (default rome)
@@ -70,12 +71,13 @@ export async function runEditCommand(args: string[]): Promise<number> {
   }
   if (!values.prompt || !values.subject || !values.target) throw new UsageError(`--prompt, --subject and --target are required\n${EDIT_HELP}`);
   if (!values.prompt.includes('{}')) throw new UsageError('--prompt must contain "{}" where the subject goes');
-  const method = values.method as MethodName;
+  const method = parseChoice('method', values.method, ['rome', 'ft', 'ft-l', 'kn'] as const);
+  const layer = parseIntFlag('layer', values.layer, undefined, 0);
+  const nGen = parseIntFlag('generate', values.generate, 12, 0);
   const model = await loadModel(values.model ?? defaultModelSource());
-  const hp = methodHparamsFor(model, method, values.hparams, values.layer !== undefined ? Number(values.layer) : undefined);
+  const hp = methodHparamsFor(model, method, values.hparams, layer);
   if (method === 'rome' && values['identity-cov']) hp.rome = { ...hp.rome, mom2Adjustment: false };
   const text = fillPrompt(values.prompt, values.subject);
-  const nGen = Number(values.generate);
   const show = async (label: string) => {
     const top = model.topTokens(text, 5).map((t) => `${JSON.stringify(t.token)} ${(t.prob * 100).toFixed(1)}%`).join(', ');
     process.stdout.write(`${label}: top next tokens: ${top}\n`);

@@ -16,6 +16,7 @@ import { progressBar } from '../progress.js';
 import { methodHparamsFor } from './editCommand.js';
 import { defaultModelSource } from './defaults.js';
 import { UsageError } from './inspectCommand.js';
+import { parseChoice, parseIntFlag } from './args.js';
 
 export const EVAL_HELP = `rome-ts eval counterfact|zsre --method rome|ft|ft-l|kn|none --n N --out DIR [options]
   --model DIR            model (default $ROME_TS_MODEL, else the bundled model)
@@ -54,17 +55,23 @@ export async function runEvalCommand(args: string[]): Promise<number> {
   const dataset = positionals[0];
   if (dataset !== 'counterfact' && dataset !== 'zsre') throw new UsageError(`first argument must be counterfact or zsre\n${EVAL_HELP}`);
   if (!values.out) throw new UsageError('--out DIR is required');
-  const method = values.method as MethodName;
-  if (!['rome', 'ft', 'ft-l', 'kn', 'none'].includes(method)) throw new UsageError(`unknown --method "${method}"`);
-  const n = values.n !== undefined ? Number(values.n) : undefined;
-  const shard = values.shard ? parseShard(values.shard) : undefined;
+  const method: MethodName = parseChoice('method', values.method, ['rome', 'ft', 'ft-l', 'kn', 'none'] as const);
+  const n = parseIntFlag('n', values.n, undefined, 1);
+  const layer = parseIntFlag('layer', values.layer, undefined, 0);
+  const split = parseChoice('split', values.split, ['edit', 'train', 'val', 'all'] as const);
+  let shard: [number, number] | undefined;
+  try {
+    shard = values.shard ? parseShard(values.shard) : undefined;
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
   const model = await loadModel(values.model ?? defaultModelSource());
-  const hparams = methodHparamsFor(model, method, values.hparams, values.layer !== undefined ? Number(values.layer) : undefined);
+  const hparams = methodHparamsFor(model, method, values.hparams, layer);
   const bar = progressBar(`eval ${dataset} ${method}`);
   const onCase = (done: number, total: number) => bar.update(done, total);
   const runInfo = { command: `rome-ts eval ${args.join(' ')}`, date: new Date().toISOString() };
   if (dataset === 'counterfact') {
-    const records = await loadCounterFact({ split: values.split as CounterFactSplit, limit: n });
+    const records = await loadCounterFact({ split: split as CounterFactSplit, limit: n });
     let generation = null;
     if (values.generation) {
       const all = await loadCounterFact({ split: 'all' });
