@@ -22,6 +22,10 @@ import type { EditJSON } from '../lib/rome/types.js';
 import { runCounterFactEval } from '../lib/eval/runner.js';
 import { summarize } from '../lib/eval/summarize.js';
 import type { CounterFactRecord } from '../lib/data/counterfact.js';
+import { loadRomeHparams, resolveRomeHparams } from '../lib/rome/hparams.js';
+import { loadFtHparams } from '../lib/baselines/ft.js';
+import { loadKnHparams } from '../lib/baselines/kn.js';
+import { main } from '../lib/cli/main.js';
 
 function tmp(prefix = 'rome-ts-rel-'): string {
   return mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -378,4 +382,64 @@ test.serial('wrong result: a truncated case file is detected, named and recomput
   t.true(msg.includes(file), msg);
   t.deepEqual(JSON.parse(readFileSync(file, 'utf8')), JSON.parse(whole));
   t.is(summarize([dir])[0].n, 1);
+});
+
+// ---- Hyperparameters and command-line counts ---------------------------------------------------------------------
+
+function hparamsFile(obj: Record<string, unknown>): string {
+  const f = path.join(tmp(), 'hp.json');
+  writeFileSync(f, JSON.stringify(obj));
+  return f;
+}
+
+test('wrong result: hparams of the wrong type or range are refused, naming the file and the field', (t) => {
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ layer: 0, vLr: 'fast' }, /"vLr" must be a finite number > 0, got "fast"/],
+    [{ layer: 0, vNumGradSteps: 'twenty' }, /"vNumGradSteps" must be an integer >= 1, got "twenty"/],
+    [{ layer: 0, vNumGradSteps: -5 }, /"vNumGradSteps" must be an integer >= 1, got -5/],
+    [{ layer: 0, contextTemplates: [{ length: 'five', count: 10 }] }, /"contextTemplates" \[0\]\.length must be an integer >= 1/],
+    [{ layer: 0, contextTemplates: 3 }, /"contextTemplates" must be a non-empty array/],
+    [{ layer: 0, factToken: 'last' }, /"factToken" must be one of "subject_last", got "last"/],
+    [{ layer: 0, vLR: 0.5 }, /unknown hyperparameter "vLR"/],
+    [{ layer: 'three' }, /"layer" must be an integer >= 0/],
+  ];
+  for (const [obj, re] of cases) {
+    const f = hparamsFile(obj);
+    const err = t.throws(() => loadRomeHparams(f));
+    t.regex(err!.message, re);
+    t.true(err!.message.startsWith(f), err!.message);
+  }
+  t.throws(() => loadFtHparams(hparamsFile({ layer: 0, lr: -1 })), { message: /"lr" must be a finite number > 0, got -1/ });
+  t.throws(() => loadKnHparams(hparamsFile({ steps: 0 })), { message: /"steps" must be an integer >= 1, got 0/ });
+  // In-code hyperparameters go through the same rules.
+  t.throws(() => resolveRomeHparams(2, { layer: 0, vLr: NaN }), { message: /"vLr" must be a finite number > 0/ });
+  // Every shipped file passes.
+  t.is(loadRomeHparams('rome-fact-gpt2').layer, 3);
+});
+
+async function cli(args: string[]): Promise<{ code: number; err: string; ms: number }> {
+  const write = process.stderr.write.bind(process.stderr);
+  let err = '';
+  process.stderr.write = ((s: string) => ((err += s), true)) as typeof process.stderr.write;
+  const t0 = Date.now();
+  try {
+    return { code: await main(args), err, ms: Date.now() - t0 };
+  } finally {
+    process.stderr.write = write;
+  }
+}
+
+test('wrong result: --n abc / -5 / 0 / 2.7 and --layer abc are usage errors (exit 2) before any model loads', async (t) => {
+  const out = tmp();
+  for (const n of ['abc', '-5', '0', '2.7', '']) {
+    const r = await cli(['eval', 'counterfact', '--method', 'none', `--n=${n}`, '--out', out, '--model', '/nonexistent-model']);
+    t.is(r.code, 2, r.err);
+    t.regex(r.err, new RegExp(`--n must be an integer >= 1, got "${n.replace('.', '\\.')}"`));
+  }
+  const l = await cli(['edit', '--prompt', '{} is', '--subject', 'X', '--target', 'Y', '--layer', 'abc', '--model', '/nonexistent-model']);
+  t.is(l.code, 2);
+  t.regex(l.err, /--layer must be an integer >= 0, got "abc"/);
+  const m = await cli(['edit', '--prompt', '{} is', '--subject', 'X', '--target', 'Y', '--method', 'bogus', '--model', '/nonexistent-model']);
+  t.is(m.code, 2);
+  t.regex(m.err, /--method must be one of rome, ft, ft-l, kn, got "bogus"/);
 });

@@ -25,6 +25,7 @@ import {
 } from '../trace/index.js';
 import { defaultModelSource } from './defaults.js';
 import { UsageError } from './inspectCommand.js';
+import { parseIntFlag } from './args.js';
 
 const TRACE_USAGE = `usage: rome-ts trace "<prompt>" --subject "<subject>" [--kind mlp|attn|hidden|all] [--model DIR]
                      [--samples 10] [--noise auto|X] [--seed 0] [--window W] [--answer " Paris"]
@@ -47,10 +48,7 @@ function parseNoise(v: string | undefined): number | 'auto' {
 }
 
 function parseInt0(name: string, v: string | undefined, dflt: number, min = 0): number {
-  if (v === undefined) return dflt;
-  const x = Number(v);
-  if (!Number.isInteger(x) || x < min) throw new UsageError(`--${name} must be an integer >= ${min}, got "${v}"`);
-  return x;
+  return parseIntFlag(name, v, dflt, min);
 }
 
 function parseMethod(v: string | undefined): 'incremental' | 'naive' {
