@@ -23,9 +23,13 @@ import { runCounterFactEval } from '../lib/eval/runner.js';
 import { summarize } from '../lib/eval/summarize.js';
 import type { CounterFactRecord } from '../lib/data/counterfact.js';
 import { loadRomeHparams, resolveRomeHparams } from '../lib/rome/hparams.js';
-import { loadFtHparams } from '../lib/baselines/ft.js';
 import { loadKnHparams } from '../lib/baselines/kn.js';
 import { main } from '../lib/cli/main.js';
+import { causalTrace } from '../lib/trace/causalTrace.js';
+import { mergeTraceResults } from '../lib/trace/averageEffects.js';
+import { edit as romeEdit } from '../lib/rome/index.js';
+import { ftEdit, loadFtHparams } from '../lib/baselines/ft.js';
+import { fillPrompt } from '../lib/rome/types.js';
 
 function tmp(prefix = 'rome-ts-rel-'): string {
   return mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -41,19 +45,19 @@ function spdSum(n: number): Float64Array {
 
 // ---- Hangs ----------------------------------------------------------------------------------------------------
 
-test('hang: mom2Solver with a NaN in the covariance throws naming the non-finite value (was an endless ridge loop)', (t) => {
+test.serial('hang: mom2Solver with a NaN in the covariance throws naming the non-finite value (was an endless ridge loop)', (t) => {
   const s = spdSum(4);
   s[5] = NaN;
   const err = t.throws(() => mom2Solver(s, 10, 4).solve([1, 0, 0, 0]));
   t.regex(err!.message, /non-finite value \(NaN at row 1, column 1\)/);
 });
 
-test('hang: mom2Solver with an all-zero covariance throws instead of looping with a zero ridge', (t) => {
+test.serial('hang: mom2Solver with an all-zero covariance throws instead of looping with a zero ridge', (t) => {
   const err = t.throws(() => mom2Solver(new Float64Array(16), 10, 4).solve([1, 0, 0, 0]));
   t.regex(err!.message, /no positive diagonal/);
 });
 
-test('hang: mom2Solver still solves a PD system exactly (the guard does not reject good statistics)', (t) => {
+test.serial('hang: mom2Solver still solves a PD system exactly (the guard does not reject good statistics)', (t) => {
   const s = spdSum(3);
   const x = mom2Solver(s, 1, 3).solve([1, 2, 3]);
   // C x must reproduce b.
@@ -64,14 +68,14 @@ test('hang: mom2Solver still solves a PD system exactly (the guard does not reje
   }
 });
 
-test('hang: a singular-but-finite covariance still gets a ridge (bounded search)', (t) => {
+test.serial('hang: a singular-but-finite covariance still gets a ridge (bounded search)', (t) => {
   const s = new Float64Array(9);
   s[0] = 1; // rank 1: needs a ridge
   const solver = mom2Solver(s, 1, 3);
   t.true(solver.ridge > 0 && solver.ridge <= 10 * (1 / 3));
 });
 
-test('hang: a NaN statistics cache makes the solver throw (not spin)', (t) => {
+test.serial('hang: a NaN statistics cache makes the solver throw (not spin)', (t) => {
   const dir = tmp();
   const base = path.join(dir, 'L0');
   const n = 3;
@@ -86,7 +90,7 @@ test('hang: a NaN statistics cache makes the solver throw (not spin)', (t) => {
   t.throws(() => stats!.solver().solve([1, 1, 1]), { message: /non-finite/ });
 });
 
-test('hang: non-finite weights are reported at load, naming the file and the tensor', async (t) => {
+test.serial('hang: non-finite weights are reported at load, naming the file and the tensor', async (t) => {
   const stored = (await readSafetensors(path.join(FIXTURE_DIR, 'model.safetensors'))).tensors;
   const tensors = new Map<string, SafetensorsWriteTensor>();
   for (const [n, x] of stored) tensors.set(n, { shape: x.shape, data: Float32Array.from(x.data) });
@@ -122,7 +126,7 @@ function cacheMeta(n: number, weightsHash: string, corpusIdentity: string, sumSh
   };
 }
 
-test('wrong result: a truncated statistics cache (.f64 half size) is rejected by its size check, naming the file', (t) => {
+test.serial('wrong result: a truncated statistics cache (.f64 half size) is rejected by its size check, naming the file', (t) => {
   const dir = tmp();
   const base = path.join(dir, 'L0');
   const n = 4;
@@ -140,7 +144,7 @@ test('wrong result: a truncated statistics cache (.f64 half size) is rejected by
   t.regex(errs.join(''), new RegExp(`${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.f64.*64 bytes, expected 128`));
 });
 
-test('wrong result: a statistics cache whose bytes changed is rejected by its checksum; an intact one is read back', (t) => {
+test.serial('wrong result: a statistics cache whose bytes changed is rejected by its checksum; an intact one is read back', (t) => {
   const dir = tmp();
   const base = path.join(dir, 'L0');
   const n = 4;
@@ -164,7 +168,7 @@ test('wrong result: a statistics cache whose bytes changed is rejected by its ch
   t.regex(msg, /checksum does not match/);
 });
 
-test('poor message: corrupt statistics metadata names the file (and is recomputed)', (t) => {
+test.serial('poor message: corrupt statistics metadata names the file (and is recomputed)', (t) => {
   const dir = tmp();
   const base = path.join(dir, 'L0');
   writeFileSync(`${base}.json`, '{"format": "rome-ts-lay');
@@ -182,7 +186,7 @@ test('poor message: corrupt statistics metadata names the file (and is recompute
 
 // ---- Other defects: tensor leaks ---------------------------------------------------------------------------------
 
-test('leak: sampled generation (topK > 1) leaves no tensors behind per token (numTensors)', async (t) => {
+test.serial('leak: sampled generation (topK > 1) leaves no tensors behind per token (numTensors)', async (t) => {
   const m = await tinyModel();
   // Warm the causal-mask cache (bounded, by design) for these lengths.
   await m.generateIds([1, 2], { maxNewTokens: 12, topK: 5, seed: 1 });
@@ -192,7 +196,7 @@ test('leak: sampled generation (topK > 1) leaves no tensors behind per token (nu
   t.is(tf.memory().numTensors - n0, 0);
 });
 
-test('leak: contextTemplates leaves no tensors behind (only the bounded mask cache on a first call)', async (t) => {
+test.serial('leak: contextTemplates leaves no tensors behind (only the bounded mask cache on a first call)', async (t) => {
   const m = await tinyModel({ fresh: true });
   const n0 = tf.memory().numTensors;
   await contextTemplates(m, { cacheDir: null, seed: 11 });
@@ -207,7 +211,7 @@ test('leak: contextTemplates leaves no tensors behind (only the bounded mask cac
 
 // ---- Silent wrong results: patches ---------------------------------------------------------------------------------
 
-test('wrong result: patch positions or batch rows outside [0, T) / [0, B) are rejected, not ignored', async (t) => {
+test.serial('wrong result: patch positions or batch rows outside [0, T) / [0, B) are rejected, not ignored', async (t) => {
   const m = await tinyModel();
   const T = m.tokenizer!.encode('The Eiffel Tower').ids.length;
   t.throws(() => m.run('The Eiffel Tower', { patch: [{ hook: 'blocks.0.mlp', positions: [T], value: 0 }] }), {
@@ -392,7 +396,7 @@ function hparamsFile(obj: Record<string, unknown>): string {
   return f;
 }
 
-test('wrong result: hparams of the wrong type or range are refused, naming the file and the field', (t) => {
+test.serial('wrong result: hparams of the wrong type or range are refused, naming the file and the field', (t) => {
   const cases: [Record<string, unknown>, RegExp][] = [
     [{ layer: 0, vLr: 'fast' }, /"vLr" must be a finite number > 0, got "fast"/],
     [{ layer: 0, vNumGradSteps: 'twenty' }, /"vNumGradSteps" must be an integer >= 1, got "twenty"/],
@@ -417,19 +421,23 @@ test('wrong result: hparams of the wrong type or range are refused, naming the f
   t.is(loadRomeHparams('rome-fact-gpt2').layer, 3);
 });
 
-async function cli(args: string[]): Promise<{ code: number; err: string; ms: number }> {
+/** Runs the CLI in-process with stdout and stderr captured. */
+async function cli(args: string[]): Promise<{ code: number; err: string; out: string }> {
   const write = process.stderr.write.bind(process.stderr);
+  const writeOut = process.stdout.write.bind(process.stdout);
   let err = '';
+  let out = '';
   process.stderr.write = ((s: string) => ((err += s), true)) as typeof process.stderr.write;
-  const t0 = Date.now();
+  process.stdout.write = ((s: string) => ((out += s), true)) as typeof process.stdout.write;
   try {
-    return { code: await main(args), err, ms: Date.now() - t0 };
+    return { code: await main(args), err, out };
   } finally {
     process.stderr.write = write;
+    process.stdout.write = writeOut;
   }
 }
 
-test('wrong result: --n abc / -5 / 0 / 2.7 and --layer abc are usage errors (exit 2) before any model loads', async (t) => {
+test.serial('wrong result: --n abc / -5 / 0 / 2.7 and --layer abc are usage errors (exit 2) before any model loads', async (t) => {
   const out = tmp();
   for (const n of ['abc', '-5', '0', '2.7', '']) {
     const r = await cli(['eval', 'counterfact', '--method', 'none', `--n=${n}`, '--out', out, '--model', '/nonexistent-model']);
@@ -442,4 +450,82 @@ test('wrong result: --n abc / -5 / 0 / 2.7 and --layer abc are usage errors (exi
   const m = await cli(['edit', '--prompt', '{} is', '--subject', 'X', '--target', 'Y', '--method', 'bogus', '--model', '/nonexistent-model']);
   t.is(m.code, 2);
   t.regex(m.err, /--method must be one of rome, ft, ft-l, kn, got "bogus"/);
+});
+
+// ---- Trace and edit inputs ---------------------------------------------------------------------------------------
+
+test.serial('wrong result: trace with noise 1e300 fails (was an all-NaN table); a multi-token --answer is refused', async (t) => {
+  const m = await tinyModel();
+  const prompt = 'The Eiffel Tower is located in the city of';
+  await t.throwsAsync(causalTrace(m, { prompt, subject: 'The Eiffel Tower', noise: 1e300, samples: 2 }), {
+    message: /non-finite probabilities with noise 1e\+300/,
+  });
+  const nTok = m.tokenizer!.encode(' Paris Paris').ids.length;
+  t.true(nTok > 1);
+  await t.throwsAsync(causalTrace(m, { prompt, subject: 'The Eiffel Tower', noise: 1, samples: 2, answer: ' Paris Paris' }), {
+    message: new RegExp(`answer " Paris Paris" is ${nTok} tokens`),
+  });
+  // A sane noise still traces to finite numbers.
+  const r = await causalTrace(m, { prompt, subject: 'The Eiffel Tower', noise: 1, samples: 2, kind: 'hidden' });
+  t.true(r.scores.flat().every(Number.isFinite));
+});
+
+test.serial('wrong result: an edit prompt with two "{}" and a whitespace-only target are refused before any work', async (t) => {
+  const m = await tinyModel();
+  await t.throwsAsync(romeEdit(m, { prompt: '{} is in {}', subject: 'Paris', target: 'France' }, { layer: 0 }), { message: /more than one "\{\}"/ });
+  await t.throwsAsync(romeEdit(m, { prompt: '{} is in', subject: 'Paris', target: ' ' }, { layer: 0 }), { message: /target " " has no visible characters/ });
+  await t.throwsAsync(ftEdit(m, { prompt: '{} is in', subject: 'Paris', target: '\t' }, { layer: 0 }), { message: /no visible characters/ });
+  t.throws(() => fillPrompt('{} and {}', 'x'), { message: /more than one/ });
+  const r = await cli(['edit', '--prompt', '{} is in {}', '--subject', 'X', '--target', 'Y', '--model', '/nonexistent-model']);
+  t.is(r.code, 2);
+  t.regex(r.err, /more than one "\{\}"/);
+});
+
+test.serial('wrong result: trace-avg --merge fails naming an unreadable record instead of dropping it', async (t) => {
+  const dir = tmp();
+  const rec = (id: number) => ({
+    version: 1, id, prompt: 'p', subject: 's', attribute: 'a', settings: 'S', known: false, answer: { id: 1, token: 'a' },
+    pStar: 0.1, pLow: 0.1, tokens: ['p'], subjectRange: { start: 0, end: 1 }, noise: 1, samples: 2, seed: 0,
+  });
+  writeFileSync(path.join(dir, 'fact-0.json'), JSON.stringify(rec(0)));
+  const whole = JSON.stringify(rec(1));
+  writeFileSync(path.join(dir, 'fact-1.json'), whole.slice(0, 40));
+  const err = await t.throwsAsync(mergeTraceResults(dir));
+  t.true(err!.message.includes(path.join(dir, 'fact-1.json')), err!.message);
+  writeFileSync(path.join(dir, 'fact-1.json'), whole);
+  t.is((await mergeTraceResults(dir)).nFacts, 2);
+});
+
+// ---- Lost data: output files -------------------------------------------------------------------------------------
+
+test.serial('lost data: summarize --md/--json, trace --out and edit --out refuse an existing file without --force, before any work', async (t) => {
+  const m = await tinyModel();
+  const dir = tmp();
+  await runCounterFactEval(m, [CF_REC], { method: 'none', outDir: dir });
+  const md = path.join(tmp(), 'table.md');
+  writeFileSync(md, 'my notes');
+  const r = await cli(['summarize', dir, '--md', md]);
+  t.is(r.code, 2);
+  t.regex(r.err, /already exists; pass --force/);
+  t.is(readFileSync(md, 'utf8'), 'my notes');
+  const forced = await cli(['summarize', dir, '--md', md, '--force']);
+  t.is(forced.code, 0, forced.err);
+  t.regex(readFileSync(md, 'utf8'), /\| unedited \| 1 \|/);
+  const j = await cli(['summarize', dir, '--json', path.join(tmp(), 'x.txt')]);
+  t.regex(j.err, /--json must end in \.json/);
+  // trace and edit check before the model loads (a nonexistent model would fail with exit 1 otherwise).
+  const fig = path.join(tmp(), 'fig.svg');
+  writeFileSync(fig, '<svg/>');
+  const tr = await cli(['trace', 'The Eiffel Tower is in', '--subject', 'The Eiffel Tower', '--out', fig, '--model', '/nonexistent-model']);
+  t.is(tr.code, 2);
+  t.regex(tr.err, /already exists/);
+  const ext = await cli(['trace', 'The Eiffel Tower is in', '--subject', 'The Eiffel Tower', '--out', 'fig.png', '--model', '/nonexistent-model']);
+  t.is(ext.code, 2);
+  t.regex(ext.err, /--out must end in \.svg or \.json/);
+  const ed = await cli(['edit', '--prompt', '{} is in', '--subject', 'X', '--target', 'Y', '--out', fig.replace('.svg', '.json'), '--model', '/nonexistent-model']);
+  t.is(ed.code, 1); // no such file yet: passes the check, then the model is missing
+  writeFileSync(fig.replace('.svg', '.json'), '{}');
+  const ed2 = await cli(['edit', '--prompt', '{} is in', '--subject', 'X', '--target', 'Y', '--out', fig.replace('.svg', '.json'), '--model', '/nonexistent-model']);
+  t.is(ed2.code, 2);
+  t.regex(ed2.err, /already exists/);
 });

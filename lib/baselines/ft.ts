@@ -9,7 +9,7 @@ import type { GPT2Model } from '../model/model.js';
 import { commitEdit, float32ToBase64 } from '../rome/edits.js';
 import { checkHparams, locateHparamsFile, rules, type HparamRule } from '../rome/hparams.js';
 import { mlpProjParams } from '../rome/rankOneUpdate.js';
-import { fillPrompt, spacedTarget, type EditHandle, type EditRequest, type StepLoss } from '../rome/types.js';
+import { checkEditRequest, fillPrompt, spacedTarget, type EditHandle, type EditRequest, type StepLoss } from '../rome/types.js';
 import { prepareTargetBatch, targetNll } from './common.js';
 
 /** FT / FT+L hyperparameters. */
@@ -50,6 +50,7 @@ export function loadFtHparams(name: string): FtHparams {
 
 /** Fine-tunes layer `hp.layer`'s MLP output weight on the request (FT, or FT+L when normConstraint is set). */
 export async function ftEdit(model: GPT2Model, request: EditRequest, hparams: Partial<FtHparams> = {}): Promise<EditHandle> {
+  checkEditRequest(request);
   const hp: FtHparams = { ...FT_DEFAULTS, layer: Math.floor(model.config.nLayer / 2), ...hparams };
   checkHparams('FT hyperparameters', hp as unknown as Record<string, unknown>, FT_HPARAM_RULES);
   if (hp.layer >= model.config.nLayer) throw new Error(`FT: layer ${hp.layer} out of range [0, ${model.config.nLayer})`);

@@ -19,7 +19,7 @@ import { commitEdit, float32ToBase64 } from '../rome/edits.js';
 import { checkHparams, locateHparamsFile, rules, type HparamRule } from '../rome/hparams.js';
 import { mlpProjParams } from '../rome/rankOneUpdate.js';
 import { encodeText } from '../rome/tokens.js';
-import { fillPrompt, spacedTarget, type EditHandle, type EditRequest, type ParamUpdate } from '../rome/types.js';
+import { checkEditRequest, fillPrompt, spacedTarget, type EditHandle, type EditRequest, type ParamUpdate } from '../rome/types.js';
 
 /** KN hyperparameters (official names in comments). */
 export interface KnHparams {
@@ -118,6 +118,7 @@ export function knAttribution(model: GPT2Model, prompt: string, answer: string, 
 
 /** Applies the KN edit for a request (needs `request.targetTrue`, the answer whose neurons are attributed). */
 export async function knEdit(model: GPT2Model, request: EditRequest, hparams: Partial<KnHparams> = {}): Promise<EditHandle> {
+  checkEditRequest(request);
   const hp = { ...KN_DEFAULTS, ...hparams };
   checkHparams('KN hyperparameters', hp as unknown as Record<string, unknown>, KN_HPARAM_RULES);
   if (!request.targetTrue) throw new Error('KN needs request.targetTrue (the true answer to attribute)');

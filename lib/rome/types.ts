@@ -80,9 +80,26 @@ export function spacedTarget(target: string): string {
   return target.startsWith(' ') ? target : ` ${target}`;
 }
 
-/** Fills the first "{}" of a template with the subject. */
+/** Fills the one "{}" of a template with the subject (a second "{}" would stay in the text literally: refused). */
 export function fillPrompt(template: string, subject: string): string {
   const i = template.indexOf('{}');
   if (i < 0) throw new Error(`prompt template has no "{}": ${JSON.stringify(template)}`);
+  if (template.indexOf('{}', i + 2) >= 0) throw new Error(`prompt template has more than one "{}": ${JSON.stringify(template)}`);
   return template.slice(0, i) + subject + template.slice(i + 2);
+}
+
+/**
+ * Throws unless an edit request is usable: string fields, exactly one "{}" in the prompt, a subject and a target with
+ * visible characters (a target of " " would edit toward a space).
+ */
+export function checkEditRequest(req: EditRequest): void {
+  for (const f of ['prompt', 'subject', 'target'] as const) {
+    if (typeof req[f] !== 'string') throw new Error(`edit request: "${f}" must be a string, got ${JSON.stringify(req[f])}`);
+  }
+  fillPrompt(req.prompt, req.subject);
+  if (req.subject.trim() === '') throw new Error(`edit request: the subject ${JSON.stringify(req.subject)} is empty`);
+  if (req.target.trim() === '') throw new Error(`edit request: the target ${JSON.stringify(req.target)} has no visible characters`);
+  if (req.targetTrue !== undefined && (typeof req.targetTrue !== 'string' || req.targetTrue.trim() === '')) {
+    throw new Error(`edit request: targetTrue ${JSON.stringify(req.targetTrue)} has no visible characters`);
+  }
 }
