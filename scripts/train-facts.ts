@@ -38,6 +38,10 @@ import { factLine } from '../lib/data/factCorpus.js';
 import { factObjectWeights, type FactSentence } from '../lib/train/objectWeights.js';
 import { countParams, makeConfig } from '../lib/train/init.js';
 import { meanLoss, train, TRAIN_CHECKPOINT, type Metrics } from '../lib/train/trainLoop.js';
+import { installErrorReporter } from '../lib/cli/exit.js';
+
+// Uncaught errors print one readable line (not the WASM module's minified source).
+installErrorReporter('train-facts');
 
 interface Args {
   name: string;
