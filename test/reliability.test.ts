@@ -14,6 +14,7 @@ import { readStatsCache, type LayerStatsMeta } from '../lib/rome/layerStats.js';
 import { sha256 } from '../lib/data/hash.js';
 import { FIXTURE_DIR } from './helpers/fixture.js';
 import { tinyModel } from './helpers/romeTiny.js';
+import { tinyModelDir } from './helpers/cliModels.js';
 import { contextTemplates } from '../lib/rome/contextPrefixes.js';
 import * as tf from '@tensorflow/tfjs-core';
 import { applyEdit, commitEdit } from '../lib/rome/edits.js';
@@ -528,4 +529,20 @@ test.serial('lost data: summarize --md/--json, trace --out and edit --out refuse
   const ed2 = await cli(['edit', '--prompt', '{} is in', '--subject', 'X', '--target', 'Y', '--out', fig.replace('.svg', '.json'), '--model', '/nonexistent-model']);
   t.is(ed2.code, 2);
   t.regex(ed2.err, /already exists/);
+});
+
+test.serial('wrong result: rome-ts edit whose edit did not take says so on stderr with the measured p(target)', async (t) => {
+  const dir = await tinyModelDir();
+  // One v* step means zero updates (the official loop's count), so the layer is left as it was: the edit cannot take.
+  const hp = hparamsFile({ layer: 0, vNumGradSteps: 1, mom2Adjustment: false, contextTemplates: [{ length: 2, count: 1 }] });
+  const r = await cli(['edit', '--model', dir, '--prompt', 'The sport of {}', '--subject', 'Lionel Messi', '--target', 'Paris', '--hparams', hp, '--generate', '0']);
+  t.is(r.code, 0, r.err);
+  t.regex(r.out, /p\(" Paris" \| prompt\): \S+ after the edit \(\S+ before\); greedy recall no/);
+  t.regex(r.err, /warning: the edit did not take/);
+  // With the optimisation on, the same edit takes and no warning is printed.
+  const good = hparamsFile({ layer: 0, mom2Adjustment: false, contextTemplates: [{ length: 2, count: 1 }] });
+  const r2 = await cli(['edit', '--model', dir, '--prompt', 'The sport of {}', '--subject', 'Lionel Messi', '--target', 'Paris', '--hparams', good, '--generate', '0']);
+  t.is(r2.code, 0, r2.err);
+  t.regex(r2.out, /greedy recall yes/);
+  t.notRegex(r2.err, /warning/);
 });
