@@ -15,6 +15,8 @@ import { sha256 } from '../lib/data/hash.js';
 import { FIXTURE_DIR } from './helpers/fixture.js';
 import { tinyModel } from './helpers/romeTiny.js';
 import { tinyModelDir } from './helpers/cliModels.js';
+import { startFakeHub } from './helpers/server.js';
+import { HubError, resolveModelSource } from '../lib/io/hub.js';
 import { contextTemplates } from '../lib/rome/contextPrefixes.js';
 import * as tf from '@tensorflow/tfjs-core';
 import { applyEdit, commitEdit } from '../lib/rome/edits.js';
@@ -545,4 +547,24 @@ test.serial('wrong result: rome-ts edit whose edit did not take says so on stder
   t.is(r2.code, 0, r2.err);
   t.regex(r2.out, /greedy recall yes/);
   t.notRegex(r2.err, /warning/);
+});
+
+// ---- Hub cache ---------------------------------------------------------------------------------------------------
+
+test.serial('hub: a download whose config.json is malformed is not cached as complete; the next call fetches it again', async (t) => {
+  const served = tmp();
+  for (const f of ['config.json', 'model.safetensors']) await fsp.copyFile(path.join(FIXTURE_DIR, f), path.join(served, f));
+  const good = readFileSync(path.join(served, 'config.json'), 'utf8');
+  writeFileSync(path.join(served, 'config.json'), good.slice(0, good.length >> 1));
+  const hub = await startFakeHub({ 'tiny/gpt2': served }, {});
+  t.teardown(() => hub.close());
+  const cacheDir = tmp();
+  const opts = { endpoint: hub.endpoint, cacheDir, retryDelayMs: 0, token: null };
+  const err = await t.throwsAsync(resolveModelSource('tiny/gpt2', opts), { instanceOf: HubError });
+  t.regex(err!.message, /config\.json of model tiny\/gpt2 from http:\/\/127\.0\.0\.1:\d+\/tiny\/gpt2\/resolve\/main\/config\.json is unusable: .*not valid JSON/);
+  // The hub is fixed: the malformed copy was not kept, so this call fetches the good one and loads.
+  writeFileSync(path.join(served, 'config.json'), good);
+  const dir = await resolveModelSource('tiny/gpt2', opts);
+  t.is(readFileSync(path.join(dir, 'config.json'), 'utf8'), good);
+  t.is(hub.requests.filter((r) => r.path.endsWith('/config.json')).length, 2);
 });
