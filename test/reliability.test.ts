@@ -17,6 +17,11 @@ import { tinyModel } from './helpers/romeTiny.js';
 import { tinyModelDir } from './helpers/cliModels.js';
 import { startFakeHub } from './helpers/server.js';
 import { HubError, resolveModelSource } from '../lib/io/hub.js';
+import { Tokenizer } from '../lib/tokenizer/tokenizer.js';
+import { trainByteLevelTokenizerJson } from '../lib/tokenizer/trainBpe.js';
+
+/** A string as a literal regular-expression fragment. */
+const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 import { contextTemplates } from '../lib/rome/contextPrefixes.js';
 import * as tf from '@tensorflow/tfjs-core';
 import { applyEdit, commitEdit } from '../lib/rome/edits.js';
@@ -567,4 +572,58 @@ test.serial('hub: a download whose config.json is malformed is not cached as com
   const dir = await resolveModelSource('tiny/gpt2', opts);
   t.is(readFileSync(path.join(dir, 'config.json'), 'utf8'), good);
   t.is(hub.requests.filter((r) => r.path.endsWith('/config.json')).length, 2);
+});
+
+// ---- Poor messages -----------------------------------------------------------------------------------------------
+
+test.serial('message: a truncated tokenizer.json, a null vocab and a non-string merge name the file and the field', async (t) => {
+  const dir = tmp();
+  const json = trainByteLevelTokenizerJson(['hello world, hello there'], { vocabSize: 270 }) as { model: { vocab: unknown; merges: unknown[] } };
+  const file = path.join(dir, 'tokenizer.json');
+  const text = JSON.stringify(json);
+  writeFileSync(file, text.slice(0, text.length >> 1));
+  await t.throwsAsync(Tokenizer.fromFile(file), { message: new RegExp(`^${esc(file)}: not valid JSON`) });
+  writeFileSync(file, JSON.stringify({ ...json, model: { ...json.model, vocab: null } }));
+  await t.throwsAsync(Tokenizer.fromFile(file), { message: new RegExp(`^${esc(file)}: model\\.vocab must be an object`) });
+  const merges = [...json.model.merges];
+  merges[1] = 42;
+  writeFileSync(file, JSON.stringify({ ...json, model: { ...json.model, merges } }));
+  await t.throwsAsync(Tokenizer.fromFile(file), { message: new RegExp(`^${esc(file)}: model\\.merges\\[1\\] must be "a b"`) });
+  writeFileSync(file, text);
+  t.true((await Tokenizer.fromFile(file)).vocabSize > 256);
+});
+
+test.serial('message: n_layer = 10,000,000 fails at once naming the mismatch (was 22 s, 2.3 GB, "Map maximum size exceeded")', async (t) => {
+  const dir = tmp();
+  const cfg = JSON.parse(readFileSync(path.join(FIXTURE_DIR, 'config.json'), 'utf8')) as Record<string, unknown>;
+  writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...cfg, n_layer: 10_000_000 }));
+  await fsp.copyFile(path.join(FIXTURE_DIR, 'model.safetensors'), path.join(dir, 'model.safetensors'));
+  const t0 = Date.now();
+  const err = await t.throwsAsync(loadModel(dir), { instanceOf: CheckpointError });
+  t.true(Date.now() - t0 < 2000, `${Date.now() - t0} ms`);
+  t.regex(err!.message, new RegExp(`n_layer = 10000000 but the weights hold ${cfg.n_layer} layers`));
+});
+
+test.serial('message: a corrupt context-template cache is named and regenerated', async (t) => {
+  const m = await tinyModel();
+  const dir = tmp();
+  const spec = [{ length: 2, count: 2 }];
+  const first = await contextTemplates(m, { cacheDir: dir, spec, seed: 3 });
+  const files = (await fsp.readdir(dir)).map((f) => path.join(dir, f));
+  t.is(files.length, 1);
+  writeFileSync(files[0], '{"templates": ["a. {}", ');
+  // A fresh model object (same weights) does not hit the in-memory cache, so the file is read.
+  const m2 = await tinyModel({ fresh: true });
+  const write = process.stderr.write.bind(process.stderr);
+  let msg = '';
+  process.stderr.write = ((s: string) => ((msg += s), true)) as typeof process.stderr.write;
+  let again: string[];
+  try {
+    again = await contextTemplates(m2, { cacheDir: dir, spec, seed: 3 });
+  } finally {
+    process.stderr.write = write;
+  }
+  t.deepEqual(again, first);
+  t.true(msg.includes(files[0]), msg);
+  m2.dispose();
 });

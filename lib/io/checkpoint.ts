@@ -144,6 +144,20 @@ interface Plan {
 
 /** Decides which stored tensors to load, and checks names and shapes before any data is read. */
 function planLoad(source: string, cfg: GPT2Config, stored: Map<string, number[]>): Plan {
+  // Compare n_layer with the stored layers before listing every expected tensor: a config claiming millions of
+  // layers would otherwise build a map of tens of millions of names (seconds, gigabytes) before failing.
+  let storedLayers = 0;
+  for (const name of stored.keys()) {
+    const m = LAYER_RE.exec(canonicalWeightName(name));
+    if (m !== null) storedLayers = Math.max(storedLayers, Number(m[1]) + 1);
+  }
+  if (cfg.nLayer > storedLayers) {
+    throw new CheckpointError(
+      source,
+      `config.json says n_layer = ${cfg.nLayer} but the weights hold ${storedLayers} layer${storedLayers === 1 ? '' : 's'} ` +
+        `(h.0 … h.${Math.max(0, storedLayers - 1)}); config.json does not match the weights`,
+    );
+  }
   const expected = expectedWeightShapes(cfg);
   const byCanonical = new Map<string, string>();
   const beyond: string[] = [];
