@@ -29,6 +29,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../lib/backend.js';
 import { sha256 } from '../lib/data/hash.js';
 import { writeCheckpoint } from '../lib/io/checkpoint.js';
+import { loadModel } from '../lib/loadModel.js';
+import { modelNoiseFile, NOISE_FILE } from '../lib/trace/noise.js';
 import { forward } from '../lib/model/forward.js';
 import type { GPT2Params } from '../lib/model/params.js';
 import { createRng } from '../lib/rng.js';
@@ -373,6 +375,11 @@ async function main(): Promise<void> {
   if (config.nInner === 4 * config.nEmbd) hf['n_inner'] = null;
   await writeFileAtomic(cfgFile, `${JSON.stringify(hf, null, 2)}\n`);
   params.dispose();
+  // The trace noise level of the saved (float16-rounded) weights, stored with them so tracing and the demo need no
+  // data directory (lib/trace/noise.ts NOISE_FILE).
+  const saved = await loadModel(out);
+  await writeFileAtomic(path.join(out, NOISE_FILE), `${JSON.stringify(await modelNoiseFile(saved), null, 1)}\n`);
+  saved.dispose();
 
   const last = log.evals[log.evals.length - 1];
   say(

@@ -3,7 +3,7 @@
  * followed by ". {}". Seeded (the official code is not), cached in memory per model object and on disk per
  * weights hash under `<cache>/context-templates/`.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { cacheDir } from '../data/paths.js';
@@ -102,7 +102,10 @@ export async function contextTemplates(model: GPT2Model, opts: ContextTemplateOp
   perModel.set(key, out);
   if (file !== null && dir !== null) {
     mkdirSync(dir, { recursive: true });
-    writeFileSync(file, JSON.stringify({ model: model.name, spec, seed, topK, templates: out }, null, 1));
+    // Write-then-rename: an interrupted run never leaves half a cache file.
+    const tmp = `${file}.tmp-${process.pid}`;
+    writeFileSync(tmp, JSON.stringify({ model: model.name, spec, seed, topK, templates: out }, null, 1));
+    renameSync(tmp, file);
   }
   return [...out];
 }
