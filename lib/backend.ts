@@ -32,7 +32,33 @@ async function tryImport(spec: string): Promise<boolean> {
   }
 }
 
+type ProcessEvent = 'uncaughtException' | 'unhandledRejection';
+const PROCESS_EVENTS: readonly ProcessEvent[] = ['uncaughtException', 'unhandledRejection'];
+
+/**
+ * Runs `fn` and then removes the process-level error listeners it added. The Emscripten module inside
+ * tfjs-backend-wasm registers listeners that only re-throw; Node then prints the re-throwing source line, the whole
+ * ~100 KB minified module, before any message. Without them Node's own handling (or the program's) applies.
+ */
+async function withoutAddedErrorListeners<T>(fn: () => Promise<T>): Promise<T> {
+  type Listener = (...args: unknown[]) => void;
+  const list = (e: ProcessEvent) => process.listeners(e as 'uncaughtException') as unknown as Listener[];
+  const before = new Map(PROCESS_EVENTS.map((e) => [e, new Set(list(e))]));
+  try {
+    return await fn();
+  } finally {
+    for (const e of PROCESS_EVENTS) {
+      for (const l of list(e)) if (!before.get(e)!.has(l)) process.removeListener(e as 'uncaughtException', l);
+    }
+  }
+}
+
 async function activate(name: BackendChoice): Promise<boolean> {
+  if (name === 'wasm') return withoutAddedErrorListeners(() => activateOne(name));
+  return activateOne(name);
+}
+
+async function activateOne(name: BackendChoice): Promise<boolean> {
   if (name === 'tensorflow') {
     const ok = (await tryImport('@tensorflow/tfjs-node-gpu')) || (await tryImport('@tensorflow/tfjs-node'));
     if (!ok || !tf.findBackendFactory('tensorflow')) return false;

@@ -9,6 +9,7 @@ import { resolveModelSource, type ResolveModelOptions } from './io/hub.js';
 import { GPT2Model } from './model/model.js';
 import { GPT2Params } from './model/params.js';
 import { Tokenizer } from './tokenizer/tokenizer.js';
+import { attachModelNoiseFile } from './trace/noise.js';
 
 /** Options of loadModel: hub download settings plus an optional tokenizer override. */
 export interface LoadModelOptions extends ResolveModelOptions {
@@ -33,7 +34,9 @@ export async function loadModel(source: string, opts: LoadModelOptions = {}): Pr
   }
   const params = new GPT2Params(ckpt.config, ckpt.weights);
   ckpt.weights.clear();
-  return new GPT2Model(path.basename(path.resolve(dir)) || source, params, tokenizer);
+  const model = new GPT2Model(path.basename(path.resolve(dir)) || source, params, tokenizer);
+  attachModelNoiseFile(model, dir);
+  return model;
 }
 
 /** Builds a model from in-memory weights (canonical HF names without `transformer.`). */

@@ -12,6 +12,10 @@
  */
 import path from 'node:path';
 import { buildFactCorpus, writeFactCorpus, type FactCorpusOptions } from '../lib/data/factCorpus.js';
+import { installErrorReporter } from '../lib/cli/exit.js';
+
+// Uncaught errors print one readable line (not the WASM module's minified source).
+installErrorReporter('build-corpus');
 
 function usage(msg: string): never {
   process.stderr.write(

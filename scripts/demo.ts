@@ -6,6 +6,10 @@
 import { loadModel } from '../lib/loadModel.js';
 import { defaultModelSource } from '../lib/cli/defaults.js';
 import { causalTrace } from '../lib/trace/index.js';
+import { installErrorReporter } from '../lib/cli/exit.js';
+
+// Uncaught errors print one readable line (not the WASM module's minified source).
+installErrorReporter('demo');
 
 const source = process.argv[2] ?? defaultModelSource();
 const t0 = performance.now();

@@ -10,6 +10,10 @@ import { loadModel } from '../lib/loadModel.js';
 import { greedyRecall, objectFirstToken, rate, recallScores, type RecallItem } from '../lib/factRecall.js';
 import { templateOf } from '../lib/data/relations.js';
 import type { GPT2Model } from '../lib/model/model.js';
+import { installErrorReporter } from '../lib/cli/exit.js';
+
+// Uncaught errors print one readable line (not the WASM module's minified source).
+installErrorReporter('model-card');
 
 interface Fact {
   id: string;

@@ -29,6 +29,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../lib/backend.js';
 import { sha256 } from '../lib/data/hash.js';
 import { writeCheckpoint } from '../lib/io/checkpoint.js';
+import { loadModel } from '../lib/loadModel.js';
+import { modelNoiseFile, NOISE_FILE } from '../lib/trace/noise.js';
 import { forward } from '../lib/model/forward.js';
 import type { GPT2Params } from '../lib/model/params.js';
 import { createRng } from '../lib/rng.js';
@@ -38,6 +40,10 @@ import { factLine } from '../lib/data/factCorpus.js';
 import { factObjectWeights, type FactSentence } from '../lib/train/objectWeights.js';
 import { countParams, makeConfig } from '../lib/train/init.js';
 import { meanLoss, train, TRAIN_CHECKPOINT, type Metrics } from '../lib/train/trainLoop.js';
+import { installErrorReporter } from '../lib/cli/exit.js';
+
+// Uncaught errors print one readable line (not the WASM module's minified source).
+installErrorReporter('train-facts');
 
 interface Args {
   name: string;
@@ -393,6 +399,11 @@ async function main(): Promise<void> {
   if (config.nInner === 4 * config.nEmbd) hf['n_inner'] = null;
   await writeFileAtomic(cfgFile, `${JSON.stringify(hf, null, 2)}\n`);
   params.dispose();
+  // The trace noise level of the saved (float16-rounded) weights, stored with them so tracing and the demo need no
+  // data directory (lib/trace/noise.ts NOISE_FILE).
+  const saved = await loadModel(out);
+  await writeFileAtomic(path.join(out, NOISE_FILE), `${JSON.stringify(await modelNoiseFile(saved), null, 1)}\n`);
+  saved.dispose();
 
   const last = log.evals[log.evals.length - 1];
   say(

@@ -10,6 +10,10 @@
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { PretokenCounter, trainByteLevelTokenizerJson } from '../lib/tokenizer/trainBpe.js';
+import { installErrorReporter } from '../lib/cli/exit.js';
+
+// Uncaught errors print one readable line (not the WASM module's minified source).
+installErrorReporter('train-tokenizer');
 
 interface Args {
   inputs: string[];

@@ -7,9 +7,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { GPT2Model } from '../model/model.js';
 import { commitEdit, float32ToBase64 } from '../rome/edits.js';
-import { readHparamsFile } from '../rome/hparams.js';
+import { checkHparams, locateHparamsFile, rules, type HparamRule } from '../rome/hparams.js';
 import { mlpProjParams } from '../rome/rankOneUpdate.js';
-import { fillPrompt, spacedTarget, type EditHandle, type EditRequest, type StepLoss } from '../rome/types.js';
+import { checkEditRequest, fillPrompt, spacedTarget, type EditHandle, type EditRequest, type StepLoss } from '../rome/types.js';
 import { prepareTargetBatch, targetNll } from './common.js';
 
 /** FT / FT+L hyperparameters. */
@@ -27,10 +27,21 @@ export interface FtHparams {
 /** Official FT defaults (layer must be chosen per model). */
 export const FT_DEFAULTS: Omit<FtHparams, 'layer'> = { numSteps: 25, lr: 5e-4, earlyStopLoss: 1e-2, normConstraint: null };
 
+/** Field rules of FT / FT+L hyperparameters. */
+export const FT_HPARAM_RULES: Record<string, HparamRule> = {
+  layer: rules.int(0),
+  numSteps: rules.int(1),
+  lr: rules.num(0, true),
+  earlyStopLoss: rules.num(0),
+  normConstraint: rules.nullOr(rules.num(0, true)),
+};
+
 /** FT hyperparameters from hparams/FT/<name>.json (or a path). */
 export function loadFtHparams(name: string): FtHparams {
-  const raw = readHparamsFile('FT', name);
-  const out = { ...FT_DEFAULTS, layer: Math.floor(Number(raw.layer)) } as FtHparams;
+  const { file, raw } = locateHparamsFile('FT', name);
+  if (raw.layer === undefined) throw new Error(`${file}: hyperparameter "layer" is missing`);
+  checkHparams(file, raw, FT_HPARAM_RULES);
+  const out = { ...FT_DEFAULTS, layer: raw.layer as number } as FtHparams;
   for (const k of Object.keys(FT_DEFAULTS) as (keyof typeof FT_DEFAULTS)[]) {
     if (raw[k] !== undefined) (out as unknown as Record<string, unknown>)[k] = raw[k];
   }
@@ -39,7 +50,10 @@ export function loadFtHparams(name: string): FtHparams {
 
 /** Fine-tunes layer `hp.layer`'s MLP output weight on the request (FT, or FT+L when normConstraint is set). */
 export async function ftEdit(model: GPT2Model, request: EditRequest, hparams: Partial<FtHparams> = {}): Promise<EditHandle> {
+  checkEditRequest(request);
   const hp: FtHparams = { ...FT_DEFAULTS, layer: Math.floor(model.config.nLayer / 2), ...hparams };
+  checkHparams('FT hyperparameters', hp as unknown as Record<string, unknown>, FT_HPARAM_RULES);
+  if (hp.layer >= model.config.nLayer) throw new Error(`FT: layer ${hp.layer} out of range [0, ${model.config.nLayer})`);
   const req: EditRequest = { ...request, target: spacedTarget(request.target) };
   const name = mlpProjParams(hp.layer).weight;
   const w = model.getParam(name);

@@ -16,10 +16,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { forward, logitLens, type KVCache } from '../model/forward.js';
 import type { GPT2Model } from '../model/model.js';
 import { commitEdit, float32ToBase64 } from '../rome/edits.js';
-import { readHparamsFile } from '../rome/hparams.js';
+import { checkHparams, locateHparamsFile, rules, type HparamRule } from '../rome/hparams.js';
 import { mlpProjParams } from '../rome/rankOneUpdate.js';
 import { encodeText } from '../rome/tokens.js';
-import { fillPrompt, spacedTarget, type EditHandle, type EditRequest, type ParamUpdate } from '../rome/types.js';
+import { checkEditRequest, fillPrompt, spacedTarget, type EditHandle, type EditRequest, type ParamUpdate } from '../rome/types.js';
 
 /** KN hyperparameters (official names in comments). */
 export interface KnHparams {
@@ -36,11 +36,22 @@ export interface KnHparams {
 /** Official KN values. */
 export const KN_DEFAULTS: KnHparams = { steps: 20, adaptiveThreshold: 0.2, lrScale: 1, maxNeurons: 1000 };
 
+/** Field rules of KN hyperparameters ("p" and "refine" are the official files' fields, unused here). */
+export const KN_HPARAM_RULES: Record<string, HparamRule> = {
+  steps: rules.int(1),
+  adaptiveThreshold: rules.num(0),
+  lrScale: rules.num(0),
+  maxNeurons: rules.int(1),
+  p: rules.any(),
+  refine: rules.any(),
+};
+
 /** KN hyperparameters from hparams/KN/<name>.json (or a path). */
 export function loadKnHparams(name: string): KnHparams {
-  const raw = readHparamsFile('KN', name);
+  const { file, raw } = locateHparamsFile('KN', name);
+  checkHparams(file, raw, KN_HPARAM_RULES);
   const out = { ...KN_DEFAULTS };
-  for (const k of Object.keys(KN_DEFAULTS) as (keyof KnHparams)[]) if (typeof raw[k] === 'number') out[k] = raw[k] as number;
+  for (const k of Object.keys(KN_DEFAULTS) as (keyof KnHparams)[]) if (raw[k] !== undefined) out[k] = raw[k] as number;
   return out;
 }
 
@@ -107,7 +118,9 @@ export function knAttribution(model: GPT2Model, prompt: string, answer: string, 
 
 /** Applies the KN edit for a request (needs `request.targetTrue`, the answer whose neurons are attributed). */
 export async function knEdit(model: GPT2Model, request: EditRequest, hparams: Partial<KnHparams> = {}): Promise<EditHandle> {
+  checkEditRequest(request);
   const hp = { ...KN_DEFAULTS, ...hparams };
+  checkHparams('KN hyperparameters', hp as unknown as Record<string, unknown>, KN_HPARAM_RULES);
   if (!request.targetTrue) throw new Error('KN needs request.targetTrue (the true answer to attribute)');
   const req: EditRequest = { ...request, target: spacedTarget(request.target), targetTrue: spacedTarget(request.targetTrue) };
   const prompt = fillPrompt(req.prompt, req.subject);

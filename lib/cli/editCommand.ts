@@ -2,19 +2,19 @@
  * `rome-ts edit`: apply one ROME (or FT / FT+L / KN) edit, show the edit prompt's prediction before and after,
  * and optionally save the edit as a portable JSON patch.
  */
-import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
 import { loadModel } from '../loadModel.js';
 import type { GPT2Model } from '../model/model.js';
 import { hparamsDir, loadRomeHparams, type RomeHparams } from '../rome/hparams.js';
-import { fillPrompt } from '../rome/types.js';
+import { checkEditRequest, fillPrompt, spacedTarget } from '../rome/types.js';
 import { loadFtHparams, type FtHparams } from '../baselines/ft.js';
 import { loadKnHparams } from '../baselines/kn.js';
 import { makeEditor, type MethodHparams, type MethodName } from '../eval/methods.js';
 import { UsageError } from './inspectCommand.js';
 import { defaultModelSource } from './defaults.js';
+import { checkOutFile, parseChoice, parseIntFlag, writeFileAtomic } from './args.js';
 
 export const EDIT_HELP = `rome-ts edit [--model DIR] --prompt "{} plays" --subject "X" --target "football" [options]
   --method rome|ft|ft-l|kn   editing method (default rome)
@@ -22,7 +22,8 @@ export const EDIT_HELP = `rome-ts edit [--model DIR] --prompt "{} plays" --subje
   --hparams NAME|PATH        hyperparameter file (default: hparams/<METHOD>/<model name>.json when present)
   --layer N                  override the edited layer
   --identity-cov             ROME with C = I (no corpus statistics)
-  --out FILE                 save the edit as JSON (re-apply with romets.applyEdit)
+  --out FILE.json            save the edit as JSON (re-apply with romets.applyEdit)
+  --force                    overwrite an existing --out file
   --generate N               also show N greedy tokens after the prompt before/after (default 12)`;
 
 /** Hyperparameters of a method for a model: an explicit file, else hparams/<METHOD>/<model name>.json if present. */
@@ -60,6 +61,7 @@ export async function runEditCommand(args: string[]): Promise<number> {
       layer: { type: 'string' },
       'identity-cov': { type: 'boolean', default: false },
       out: { type: 'string' },
+      force: { type: 'boolean', default: false },
       generate: { type: 'string', default: '12' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -70,30 +72,45 @@ export async function runEditCommand(args: string[]): Promise<number> {
   }
   if (!values.prompt || !values.subject || !values.target) throw new UsageError(`--prompt, --subject and --target are required\n${EDIT_HELP}`);
   if (!values.prompt.includes('{}')) throw new UsageError('--prompt must contain "{}" where the subject goes');
-  const method = values.method as MethodName;
+  const request = { prompt: values.prompt, subject: values.subject, target: values.target, targetTrue: values['target-true'] };
+  try {
+    checkEditRequest(request);
+  } catch (e) {
+    throw new UsageError((e as Error).message.replace(/^edit request: /, ''));
+  }
+  if (values.out) checkOutFile('out', values.out, ['.json'], values.force);
+  const method = parseChoice('method', values.method, ['rome', 'ft', 'ft-l', 'kn'] as const);
+  const layer = parseIntFlag('layer', values.layer, undefined, 0);
+  const nGen = parseIntFlag('generate', values.generate, 12, 0);
   const model = await loadModel(values.model ?? defaultModelSource());
-  const hp = methodHparamsFor(model, method, values.hparams, values.layer !== undefined ? Number(values.layer) : undefined);
+  const hp = methodHparamsFor(model, method, values.hparams, layer);
   if (method === 'rome' && values['identity-cov']) hp.rome = { ...hp.rome, mom2Adjustment: false };
   const text = fillPrompt(values.prompt, values.subject);
-  const nGen = Number(values.generate);
   const show = async (label: string) => {
     const top = model.topTokens(text, 5).map((t) => `${JSON.stringify(t.token)} ${(t.prob * 100).toFixed(1)}%`).join(', ');
     process.stdout.write(`${label}: top next tokens: ${top}\n`);
     if (nGen > 0) process.stdout.write(`${label}: ${JSON.stringify(await model.generate(text, { maxNewTokens: nGen }))}\n`);
   };
   await show('before');
-  const handle = await makeEditor(model, method, hp)({
-    prompt: values.prompt,
-    subject: values.subject,
-    target: values.target,
-    targetTrue: values['target-true'],
-  });
+  const target = { prompt: text, target: spacedTarget(values.target) };
+  const [pre] = model.scoreTargets([target]);
+  const handle = await makeEditor(model, method, hp)(request);
   if (!handle) return 0;
   await show('after ');
   const last = handle.losses.at(-1);
   process.stdout.write(`${method} edit at layer ${handle.layer}: ${handle.losses.length} steps${last ? `, final loss ${last.loss.toFixed(4)}` : ''}\n`);
+  // The loss alone does not say whether the edit took: measure p(target | prompt) and greedy recall.
+  const [post] = model.scoreTargets([target]);
+  const took = post.tokenArgmaxCorrect.every(Boolean);
+  process.stdout.write(`p(${JSON.stringify(target.target)} | prompt): ${post.prob.toExponential(3)} after the edit (${pre.prob.toExponential(3)} before); greedy recall ${took ? 'yes' : 'no'}\n`);
+  if (!took) {
+    process.stderr.write(
+      `rome-ts edit: warning: the edit did not take: the model does not greedily continue the prompt with ${JSON.stringify(target.target)} ` +
+        `(p = ${post.prob.toExponential(3)}); try more steps, another layer or another hyperparameter file\n`,
+    );
+  }
   if (values.out) {
-    writeFileSync(values.out, JSON.stringify(handle.toJSON()));
+    writeFileAtomic(values.out, JSON.stringify(handle.toJSON()));
     process.stdout.write(`saved ${values.out}\n`);
   }
   return 0;

@@ -3,6 +3,7 @@
  * The `rome-ts` command line.
  */
 import { UsageError } from './inspectCommand.js';
+import { exitAfterFlush, installErrorReporter } from './exit.js';
 
 interface Command {
   summary: string;
@@ -91,11 +92,12 @@ export async function main(argv: string[]): Promise<number> {
 
 const invokedDirectly = process.argv[1] && /(?:main\.[jt]s|rome-ts)$/.test(process.argv[1]);
 if (invokedDirectly) {
+  installErrorReporter('rome-ts');
   main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
+    (code) => exitAfterFlush(code),
     (e: unknown) => {
       process.stderr.write(`rome-ts: ${(e as Error).message}\n`);
-      process.exit(1);
+      return exitAfterFlush(1);
     },
   );
 }

@@ -25,10 +25,11 @@ import {
 } from '../trace/index.js';
 import { defaultModelSource } from './defaults.js';
 import { UsageError } from './inspectCommand.js';
+import { checkOutFile, parseIntFlag, writeFileAtomic } from './args.js';
 
 const TRACE_USAGE = `usage: rome-ts trace "<prompt>" --subject "<subject>" [--kind mlp|attn|hidden|all] [--model DIR]
                      [--samples 10] [--noise auto|X] [--seed 0] [--window W] [--answer " Paris"]
-                     [--method incremental|naive] [--out fig.svg|fig.json]
+                     [--method incremental|naive] [--out fig.svg|fig.json] [--force]
 Causal trace of one prompt (paper Figure 1). Noise 'auto' = 3σ of the known-facts subjects' token embeddings.
 Without --out, prints the table of p(answer) per token (rows, subject starred) and layer (columns).`;
 
@@ -47,10 +48,7 @@ function parseNoise(v: string | undefined): number | 'auto' {
 }
 
 function parseInt0(name: string, v: string | undefined, dflt: number, min = 0): number {
-  if (v === undefined) return dflt;
-  const x = Number(v);
-  if (!Number.isInteger(x) || x < min) throw new UsageError(`--${name} must be an integer >= ${min}, got "${v}"`);
-  return x;
+  return parseIntFlag(name, v, dflt, min);
 }
 
 function parseMethod(v: string | undefined): 'incremental' | 'naive' {
@@ -96,6 +94,7 @@ export async function runTraceCommand(args: string[]): Promise<number> {
       answer: { type: 'string' },
       method: { type: 'string' },
       out: { type: 'string' },
+      force: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -107,8 +106,15 @@ export async function runTraceCommand(args: string[]): Promise<number> {
   if (!values.subject) throw new UsageError(`--subject is required\n${TRACE_USAGE}`);
   const prompt = positionals[0];
   const kinds = parseKinds(values.kind);
-  const model = await loadModel(values.model ?? defaultModelSource());
+  if (values.out) checkOutFile('out', values.out, ['.svg', '.json'], values.force ?? false);
+  const traceOpts = {
+    samples: parseInt0('samples', values.samples, 10, 1),
+    noise: parseNoise(values.noise),
+    seed: parseInt0('seed', values.seed, 0),
+    method: parseMethod(values.method),
+  };
   const window = values.window === undefined ? undefined : parseInt0('window', values.window, 1, 1);
+  const model = await loadModel(values.model ?? defaultModelSource());
   const windows: Partial<Record<StateKind, number>> = {};
   if (window !== undefined) for (const k of kinds) windows[k] = window;
   const bar = progressBar('trace', {});
@@ -118,11 +124,8 @@ export async function runTraceCommand(args: string[]): Promise<number> {
     subject: values.subject,
     kinds,
     windows,
-    samples: parseInt0('samples', values.samples, 10, 1),
-    noise: parseNoise(values.noise),
-    seed: parseInt0('seed', values.seed, 0),
+    ...traceOpts,
     answer: values.answer,
-    method: parseMethod(values.method),
     onProgress: (d, n) => bar.update(d, n),
   });
   bar.done(`${((Date.now() - t0) / 1000).toFixed(1)} s, ${(res.stats.flops / 1e9).toFixed(1)} GFLOP`);
@@ -130,14 +133,12 @@ export async function runTraceCommand(args: string[]): Promise<number> {
   const out = values.out;
   if (!out) {
     process.stdout.write(results.map(formatTraceTable).join('\n\n') + '\n');
-  } else if (out.endsWith('.json')) {
-    await writeFile(out, JSON.stringify({ prompt, subject: values.subject, model: model.name, results }, null, 1));
-    process.stderr.write(`wrote ${out}\n`);
-  } else if (out.endsWith('.svg')) {
-    await writeFigure(out, tracePanelsSpec(results));
+  } else if (out.toLowerCase().endsWith('.json')) {
+    writeFileAtomic(out, JSON.stringify({ prompt, subject: values.subject, model: model.name, results }, null, 1));
     process.stderr.write(`wrote ${out}\n`);
   } else {
-    throw new UsageError(`--out must end in .svg or .json, got "${out}"`);
+    writeFileAtomic(out, await renderVegaLiteSvg(tracePanelsSpec(results)));
+    process.stderr.write(`wrote ${out}\n`);
   }
   model.dispose();
   return 0;

@@ -12,6 +12,7 @@ import type { EditRequest } from '../rome/types.js';
 import { evalCounterFactCase, type CounterFactEval, type GenerationOptions } from './counterfact.js';
 import { makeEditor, type MethodHparams, type MethodName } from './methods.js';
 import { evalZsreCase, type ZsreEval } from './zsre.js';
+import { weightsHash } from '../rome/identity.js';
 
 /** One case's result file. */
 export interface CaseResult<E> {
@@ -53,6 +54,72 @@ function slimInfo(info: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
+/** What binds a result directory: case files are only reused by a run with exactly these settings. */
+export interface RunSettings {
+  dataset: 'counterfact' | 'zsre';
+  method: MethodName;
+  model: string;
+  /** sha256 of every model weight (identity.ts weightsHash). */
+  weightsSha256: string;
+  hparams: MethodHparams;
+  generation: { maxNewTokens: number; topK: number } | null;
+}
+
+/** JSON with object keys sorted, so equal settings compare equal whatever the key order. */
+function canonical(x: unknown): string {
+  return JSON.stringify(x, (_k, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1))) : v,
+  );
+}
+
+/**
+ * Writes DIR/run.json for a new directory; for an existing one, checks that its settings are these (else throws
+ * naming the first field that differs: resuming would mix results of two configurations). A matching run.json is
+ * left as written by the run that created the directory.
+ */
+export function bindRunDir(dir: string, settings: RunSettings, runInfo: Record<string, unknown>): void {
+  const file = path.join(dir, 'run.json');
+  if (!existsSync(file)) {
+    writeJsonAtomic(file, { ...settings, settings, ...runInfo });
+    return;
+  }
+  let old: Record<string, unknown>;
+  try {
+    old = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new Error(`${file}: not valid JSON (${(e as Error).message}); cannot tell which settings the results in ${dir} belong to`);
+  }
+  // Directories written before run.json carried "settings" have the same fields at the top level, but no weights hash.
+  const prev = (old.settings ?? old) as Record<string, unknown>;
+  for (const k of Object.keys(settings) as (keyof RunSettings)[]) {
+    if (k === 'weightsSha256' && prev[k] === undefined) continue;
+    const a = canonical(prev[k] ?? (k === 'hparams' ? {} : k === 'generation' ? null : undefined));
+    const b = canonical(settings[k]);
+    if (a !== b) {
+      throw new Error(
+        `${dir} holds results of other settings: ${k} was ${a} and is now ${b} (${file}); ` +
+          'use another --out directory, or delete that one to start over',
+      );
+    }
+  }
+}
+
+/** Why a case file cannot be reused (unreadable, truncated, another case or method), or null when it is sound. */
+export function caseFileProblem(file: string, dataset: string, caseId: number, method: MethodName): string | null {
+  let r: Partial<CaseResult<unknown>>;
+  try {
+    r = JSON.parse(readFileSync(file, 'utf8')) as Partial<CaseResult<unknown>>;
+  } catch (e) {
+    return `unreadable (${(e as Error).message})`;
+  }
+  if (r === null || typeof r !== 'object') return 'not a case result';
+  if (r.dataset !== dataset || r.caseId !== caseId || r.method !== method) {
+    return `holds ${String(r.dataset)} case ${String(r.caseId)} of method ${String(r.method)}, expected ${dataset} case ${caseId} of ${method}`;
+  }
+  if (r.pre === null || typeof r.pre !== 'object' || r.post === null || typeof r.post !== 'object') return 'lacks its pre/post measurements';
+  return null;
+}
+
 /** Parses "i/N" into [i, N]. */
 export function parseShard(s: string): [number, number] {
   const m = /^(\d+)\/(\d+)$/.exec(s);
@@ -70,14 +137,15 @@ async function runCases<R, E>(
   opts: RunEvalOptions,
 ): Promise<string[]> {
   mkdirSync(opts.outDir, { recursive: true });
-  writeJsonAtomic(path.join(opts.outDir, 'run.json'), {
+  const settings: RunSettings = {
     dataset,
     method: opts.method,
     model: model.name,
+    weightsSha256: weightsHash(model),
     hparams: opts.hparams ?? {},
     generation: opts.generation ? { maxNewTokens: opts.generation.maxNewTokens ?? 100, topK: opts.generation.topK ?? 5 } : null,
-    ...opts.runInfo,
-  });
+  };
+  bindRunDir(opts.outDir, settings, opts.runInfo ?? {});
   const editor = makeEditor(model, opts.method, opts.hparams);
   const [si, sn] = opts.shard ?? [0, 1];
   const mine = records.filter((_, i) => i % sn === si);
@@ -88,8 +156,12 @@ async function runCases<R, E>(
     const file = path.join(opts.outDir, `case_${id}.json`);
     files.push(file);
     if (existsSync(file)) {
-      opts.onCase?.(i + 1, mine.length, id, true);
-      continue;
+      const problem = caseFileProblem(file, dataset, id, opts.method);
+      if (problem === null) {
+        opts.onCase?.(i + 1, mine.length, id, true);
+        continue;
+      }
+      process.stderr.write(`${file}: ${problem}; recomputing this case\n`);
     }
     const req = requestOf(rec);
     const t0 = Date.now();
@@ -156,7 +228,16 @@ export function runZsreEval(model: GPT2Model, records: readonly ZsreRecord[], op
   );
 }
 
-/** Reads a case file. */
+/** Reads a case file; a truncated or malformed one throws naming the file. */
 export function readCaseResult<E = unknown>(file: string): CaseResult<E> {
-  return JSON.parse(readFileSync(file, 'utf8')) as CaseResult<E>;
+  let r: CaseResult<E>;
+  try {
+    r = JSON.parse(readFileSync(file, 'utf8')) as CaseResult<E>;
+  } catch (e) {
+    throw new Error(`${file}: unreadable case result (${(e as Error).message}); rerun the eval command on its directory to recompute it`);
+  }
+  if (r === null || typeof r !== 'object' || typeof r.caseId !== 'number' || !r.pre || !r.post) {
+    throw new Error(`${file}: not a complete case result (caseId, pre and post are required); rerun the eval command to recompute it`);
+  }
+  return r;
 }

@@ -144,6 +144,20 @@ interface Plan {
 
 /** Decides which stored tensors to load, and checks names and shapes before any data is read. */
 function planLoad(source: string, cfg: GPT2Config, stored: Map<string, number[]>): Plan {
+  // Compare n_layer with the stored layers before listing every expected tensor: a config claiming millions of
+  // layers would otherwise build a map of tens of millions of names (seconds, gigabytes) before failing.
+  let storedLayers = 0;
+  for (const name of stored.keys()) {
+    const m = LAYER_RE.exec(canonicalWeightName(name));
+    if (m !== null) storedLayers = Math.max(storedLayers, Number(m[1]) + 1);
+  }
+  if (cfg.nLayer > storedLayers) {
+    throw new CheckpointError(
+      source,
+      `config.json says n_layer = ${cfg.nLayer} but the weights hold ${storedLayers} layer${storedLayers === 1 ? '' : 's'} ` +
+        `(h.0 … h.${Math.max(0, storedLayers - 1)}); config.json does not match the weights`,
+    );
+  }
   const expected = expectedWeightShapes(cfg);
   const byCanonical = new Map<string, string>();
   const beyond: string[] = [];
@@ -237,8 +251,31 @@ export async function readCheckpoint(dir: string): Promise<Checkpoint> {
 
   const weights = new Map<string, CheckpointTensor>();
   for (const [name, t] of file.tensors) weights.set(name, { shape: t.shape, data: t.data });
+  checkFiniteWeights(await exists(single) ? single : indexPath, weights);
   const tok = path.join(abs, TOKENIZER_FILE);
   return { dir: abs, config, weights, tokenizerPath: (await exists(tok)) ? tok : null };
+}
+
+/** Index and value of the first NaN / ±Infinity in `data`, or null when every value is finite. */
+export function firstNonFinite(data: Float32Array): { index: number; value: number } | null {
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    // v - v is 0 for finite v and NaN for NaN/±Infinity: one comparison per value on the hot path.
+    if (v - v !== 0) return { index: i, value: v };
+  }
+  return null;
+}
+
+/** Throws CheckpointError naming the first tensor that holds NaN or ±Infinity (such weights make every output NaN). */
+export function checkFiniteWeights(source: string, weights: Iterable<[string, { data: Float32Array }]>): void {
+  for (const [name, t] of weights) {
+    const bad = firstNonFinite(t.data);
+    if (bad) {
+      let count = 0;
+      for (let i = bad.index; i < t.data.length; i++) if (t.data[i] - t.data[i] !== 0) count++;
+      throw new CheckpointError(source, `tensor "${name}" holds ${count} non-finite value${count > 1 ? 's' : ''} (first: ${bad.value} at flat index ${bad.index})`);
+    }
+  }
 }
 
 function renameTensors(file: SafetensorsFile, names: Map<string, string>): SafetensorsFile {

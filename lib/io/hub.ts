@@ -4,6 +4,7 @@ import { createHash, type Hash } from 'node:crypto';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { SHARD_INDEX_FILE, readShardIndex } from './safetensors.js';
+import { parseGPT2Config } from './config.js';
 import { formatBytes, progressBar, type ProgressBar } from '../progress.js';
 
 /** Progress of one file download, in bytes (including bytes resumed from an earlier attempt). */
@@ -146,6 +147,17 @@ async function cacheIsComplete(dir: string): Promise<boolean> {
     const st = await statOrNull(path.join(dir, file));
     if (st === null || !st.isFile() || st.size !== size) return false;
   }
+  // Caches written before downloads were validated may hold a malformed config: drop it so it is fetched again.
+  for (const f of [CONFIG, TOKENIZER] as const) {
+    if (!entries.some(([name]) => name === f)) continue;
+    const problem = await jsonFileProblem(path.join(dir, f), f);
+    if (problem !== null) {
+      process.stderr.write(`rome-ts: cached ${path.join(dir, f)} is unusable (${problem}); fetching it again\n`);
+      await fsp.rm(path.join(dir, f), { force: true });
+      await fsp.rm(path.join(dir, MARKER_FILE), { force: true });
+      return false;
+    }
+  }
   return true;
 }
 
@@ -242,8 +254,12 @@ async function downloadModel(
   if (!(await fetchFile(ctx, CONFIG))) {
     throw new HubError(`model ${source} not found on the hub at ${fileUrl(ctx, CONFIG)}`, { url: fileUrl(ctx, CONFIG), status: 404 });
   }
+  await checkDownloadedJson(ctx, CONFIG);
   files.push(CONFIG);
-  if (await fetchFile(ctx, TOKENIZER)) files.push(TOKENIZER);
+  if (await fetchFile(ctx, TOKENIZER)) {
+    await checkDownloadedJson(ctx, TOKENIZER);
+    files.push(TOKENIZER);
+  }
   if (await fetchFile(ctx, WEIGHTS)) {
     files.push(WEIGHTS);
   } else if (await fetchFile(ctx, SHARD_INDEX_FILE)) {
@@ -278,6 +294,38 @@ async function downloadModel(
   await fsp.writeFile(tmp, `${JSON.stringify(marker, null, 2)}\n`);
   await fsp.rename(tmp, path.join(dir, MARKER_FILE));
   return dir;
+}
+
+/** Why a downloaded JSON file cannot be used (config.json is validated as a GPT-2 config), or null. */
+async function jsonFileProblem(file: string, kind: typeof CONFIG | typeof TOKENIZER): Promise<string | null> {
+  let json: unknown;
+  try {
+    json = JSON.parse(await fsp.readFile(file, 'utf8'));
+  } catch (err) {
+    return `not valid JSON (${(err as Error).message})`;
+  }
+  if (kind === CONFIG) {
+    try {
+      parseGPT2Config(json, file);
+    } catch (err) {
+      return (err as Error).message;
+    }
+  } else if (json === null || typeof json !== 'object') {
+    return 'not a JSON object';
+  }
+  return null;
+}
+
+/**
+ * A malformed config.json or tokenizer.json must not be cached as part of a complete download (it would never be
+ * fetched again): it is deleted and the download fails naming the URL and the problem.
+ */
+async function checkDownloadedJson(ctx: Context, file: typeof CONFIG | typeof TOKENIZER): Promise<void> {
+  const dest = path.join(ctx.dir, file);
+  const problem = await jsonFileProblem(dest, file);
+  if (problem === null) return;
+  await fsp.rm(dest, { force: true });
+  throw new HubError(`${file} of model ${ctx.id} from ${fileUrl(ctx, file)} is unusable: ${problem}`, { url: fileUrl(ctx, file) });
 }
 
 function fileUrl(ctx: Context, file: string): string {

@@ -8,7 +8,7 @@ import { checkHookName, hookNames, type HookFn, type HookSet } from '../hooks.js
 import { forward, logitLens, type ForwardOptions, type ForwardOutput } from './forward.js';
 import { GPT2Params, type ParamSnapshot } from './params.js';
 import { TensorHandle } from './handle.js';
-import { captureHook, patchHook, type Patch } from './patch.js';
+import { captureHook, checkPatchSelection, patchHook, type Patch } from './patch.js';
 
 /** Text, a batch of texts, token ids, or a batch of token ids. */
 export type RunInput = string | readonly string[] | readonly number[] | readonly (readonly number[])[];
@@ -191,7 +191,10 @@ export class GPT2Model {
     for (const [name, h] of Object.entries(opts.hooks ?? {})) {
       for (const fn of typeof h === 'function' ? [h as HookFn] : (h as readonly HookFn[])) add(name, fn);
     }
-    for (const p of opts.patch ?? []) add(p.hook, patchHook(p));
+    for (const p of opts.patch ?? []) {
+      checkPatchSelection(p, B, T);
+      add(p.hook, patchHook(p));
+    }
     const captured = new Map<string, tf.Tensor>();
     // Captures run after patches on the same point, so they record what the rest of the network saw.
     for (const name of names) add(name, captureHook(name, captured));
@@ -392,7 +395,8 @@ export class GPT2Model {
       a.dispose();
       return v;
     }
-    const { values, indices } = tf.topk(tf.div(logits, temperature), topK);
+    // tidy frees the scaled logits and the temperature scalar (two tensors a token otherwise).
+    const { values, indices } = tf.tidy(() => tf.topk(tf.div(logits, temperature), topK));
     const v = await values.data();
     const ix = await indices.data();
     values.dispose();

@@ -54,6 +54,9 @@ export class GPT2Params {
       if (w.shape.length !== shape.length || w.shape.some((s, i) => s !== shape[i])) {
         throw new Error(`parameter "${name}" has shape [${w.shape}], expected [${shape}]`);
       }
+      for (let i = 0; i < w.data.length; i++) {
+        if (w.data[i] - w.data[i] !== 0) throw new Error(`parameter "${name}" holds a non-finite value (${w.data[i]} at flat index ${i})`);
+      }
       const init = tf.tensor(w.data, shape, 'float32');
       this.vars.set(name, tf.variable(init, true, `rome_ts/${name}/${uid()}`));
       init.dispose();

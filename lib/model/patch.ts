@@ -53,6 +53,22 @@ function selectionMask(
   return tf.tensor(data, mshape, 'bool');
 }
 
+/**
+ * Throws unless every explicit position is an integer in [0, T) and every batch row an integer in [0, B): a patch
+ * aimed outside the sequence would otherwise change nothing, silently.
+ */
+export function checkPatchSelection(p: Patch, B: number, T: number): void {
+  const check = (what: string, xs: readonly number[] | 'all' | undefined, n: number) => {
+    if (xs === undefined || xs === 'all') return;
+    if (!Array.isArray(xs)) throw new Error(`patch on "${p.hook}": ${what} must be an array of integers or 'all'`);
+    for (const x of xs) {
+      if (!Number.isInteger(x) || x < 0 || x >= n) throw new Error(`patch on "${p.hook}": ${what} ${x} is outside [0, ${n})`);
+    }
+  };
+  check('position', p.positions, T);
+  check('batch row', p.batch, B);
+}
+
 /** Turns a Patch into a hook function (validated against the hook point when it fires). */
 export function patchHook(p: Patch): HookFn {
   const mode = p.mode ?? 'replace';

@@ -3,7 +3,7 @@
  * followed by ". {}". Seeded (the official code is not), cached in memory per model object and on disk per
  * weights hash under `<cache>/context-templates/`.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { cacheDir } from '../data/paths.js';
@@ -40,6 +40,23 @@ function cleanPrefix(s: string): string {
   return s.normalize('NFKD').replace(/\n\n/g, ' ').replace(/[{}]/g, ' ');
 }
 
+/** A template cache file's templates, or null (named on stderr) when it is unreadable or malformed. */
+function readTemplateCache(file: string): string[] | null {
+  let j: { templates?: unknown };
+  try {
+    j = JSON.parse(readFileSync(file, 'utf8')) as { templates?: unknown };
+  } catch (e) {
+    process.stderr.write(`contextTemplates: ignoring the cache ${file}: not valid JSON (${(e as Error).message}); regenerating\n`);
+    return null;
+  }
+  const t = j?.templates;
+  if (!Array.isArray(t) || t.length === 0 || !t.every((x) => typeof x === 'string' && x.split('{}').length === 2)) {
+    process.stderr.write(`contextTemplates: ignoring the cache ${file}: "templates" must be strings with one "{}" each; regenerating\n`);
+    return null;
+  }
+  return t as string[];
+}
+
 /**
  * The context templates for a model: ["{}", "<text>. {}", ...]. Generation starts from the BOS/EOS token and
  * produces `length` new tokens per text; sample i of spec entry j uses seed mixSeed(seed, j, i).
@@ -60,9 +77,11 @@ export async function contextTemplates(model: GPT2Model, opts: ContextTemplateOp
     const id = createHash('sha256').update(`${model.name}|${weightsHash(model)}|${key}`).digest('hex').slice(0, 24);
     file = path.join(dir, `${model.name.replace(/[^\w.-]/g, '_')}-${id}.json`);
     if (existsSync(file)) {
-      const cached = JSON.parse(readFileSync(file, 'utf8')) as { templates: string[] };
-      perModel.set(key, cached.templates);
-      return [...cached.templates];
+      const cached = readTemplateCache(file);
+      if (cached) {
+        perModel.set(key, cached);
+        return [...cached];
+      }
     }
   }
   const bos = model.tokenizer?.bosId ?? model.config.bosTokenId ?? model.config.eosTokenId;
@@ -83,7 +102,10 @@ export async function contextTemplates(model: GPT2Model, opts: ContextTemplateOp
   perModel.set(key, out);
   if (file !== null && dir !== null) {
     mkdirSync(dir, { recursive: true });
-    writeFileSync(file, JSON.stringify({ model: model.name, spec, seed, topK, templates: out }, null, 1));
+    // Write-then-rename: an interrupted run never leaves half a cache file.
+    const tmp = `${file}.tmp-${process.pid}`;
+    writeFileSync(tmp, JSON.stringify({ model: model.name, spec, seed, topK, templates: out }, null, 1));
+    renameSync(tmp, file);
   }
   return [...out];
 }

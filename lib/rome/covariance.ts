@@ -61,14 +61,29 @@ export function choleskySolve(l: Float64Array, n: number, b: ArrayLike<number>):
  */
 export function mom2Solver(sum: Float64Array, count: number, n: number): CovarianceSolver & { ridge: number } {
   if (sum.length !== n * n) throw new Error(`mom2Solver: sum has ${sum.length} entries, expected ${n}²`);
-  if (!(count > 0)) throw new Error('mom2Solver: no tokens');
+  if (!(count > 0) || !Number.isFinite(count)) throw new Error(`mom2Solver: token count must be a positive number, got ${count}`);
+  // A NaN or ±Infinity anywhere (NaN weights, a corrupt cache) makes every ridge fail; name the cause instead.
+  for (let i = 0; i < sum.length; i++) {
+    if (!Number.isFinite(sum[i])) {
+      throw new Error(
+        `mom2Solver: the key statistics hold a non-finite value (${sum[i]} at row ${Math.floor(i / n)}, column ${i % n}); ` +
+          'the model weights or the statistics cache are corrupt',
+      );
+    }
+  }
+  let meanDiag = 0;
+  for (let i = 0; i < n; i++) meanDiag += sum[i * n + i] / count;
+  meanDiag /= n;
+  // With a zero diagonal no ridge scale exists (1e-6 · 0 = 0) and the ridge search never ends.
+  if (!(meanDiag > 0)) {
+    throw new Error(`mom2Solver: the key statistics have no positive diagonal (mean diag C = ${meanDiag}): all keys were zero or the statistics are corrupt`);
+  }
   let factor: Float64Array | null = null;
   let ridge = 0;
   const build = (): Float64Array => {
-    let meanDiag = 0;
-    for (let i = 0; i < n; i++) meanDiag += sum[i * n + i] / count;
-    meanDiag /= n;
-    for (let lam = 0; ; lam = lam === 0 ? 1e-6 * meanDiag : lam * 10) {
+    // λ = 0, then 1e-6 · mean(diag C) × 10^k up to 10 · mean(diag C): at most 9 factorisations.
+    for (let step = 0; step <= 8; step++) {
+      const lam = step === 0 ? 0 : 1e-6 * meanDiag * 10 ** (step - 1);
       const a = new Float64Array(n * n);
       for (let i = 0; i < n * n; i++) a[i] = sum[i] / count;
       for (let i = 0; i < n; i++) a[i * n + i] += lam;
@@ -76,8 +91,8 @@ export function mom2Solver(sum: Float64Array, count: number, n: number): Covaria
         ridge = lam;
         return a;
       }
-      if (lam > meanDiag) throw new Error('mom2Solver: covariance is not positive definite even with a large ridge');
     }
+    throw new Error('mom2Solver: covariance is not positive definite even with a ridge of 10 · mean(diag C)');
   };
   return {
     kind: 'mom2',

@@ -54,14 +54,103 @@ export function hparamsDir(): string {
   return path.join(root, 'hparams');
 }
 
+/** A hyperparameter file's parsed object and the path it came from (for error messages). */
+export interface HparamsFile {
+  file: string;
+  raw: Record<string, unknown>;
+}
+
 /** Reads a hyperparameter JSON: `name` is a path, or a file name under hparams/<method>/ (".json" optional). */
 export function readHparamsFile(method: 'ROME' | 'FT' | 'KN', name: string): Record<string, unknown> {
+  return locateHparamsFile(method, name).raw;
+}
+
+/** Like readHparamsFile, also returning the path; a file that is not a JSON object throws naming it. */
+export function locateHparamsFile(method: 'ROME' | 'FT' | 'KN', name: string): HparamsFile {
   const candidates = [name, path.join(hparamsDir(), method, name.endsWith('.json') ? name : `${name}.json`)];
   for (const c of candidates) {
-    if (existsSync(c) && c.endsWith('.json')) return JSON.parse(readFileSync(c, 'utf8')) as Record<string, unknown>;
+    if (existsSync(c) && c.endsWith('.json')) {
+      let raw: unknown;
+      try {
+        raw = JSON.parse(readFileSync(c, 'utf8'));
+      } catch (e) {
+        throw new Error(`${c}: not valid JSON (${(e as Error).message})`);
+      }
+      if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${c}: a hyperparameter file must hold a JSON object`);
+      return { file: c, raw: raw as Record<string, unknown> };
+    }
   }
   throw new Error(`hparams: no ${method} file "${name}" (looked at ${candidates.join(', ')})`);
 }
+
+/** A rule for one hyperparameter: returns a problem ("must be ...") or null when the value is fine. */
+export type HparamRule = (v: unknown) => string | null;
+
+const show = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v) : v === undefined ? 'nothing' : JSON.stringify(v) ?? String(v));
+
+/** Rules shared by the methods' validators. */
+export const rules = {
+  int: (min: number): HparamRule => (v) => (typeof v === 'number' && Number.isSafeInteger(v) && v >= min ? null : `must be an integer >= ${min}, got ${show(v)}`),
+  num: (min: number, open = false): HparamRule => (v) =>
+    typeof v === 'number' && Number.isFinite(v) && (open ? v > min : v >= min) ? null : `must be a finite number ${open ? '>' : '>='} ${min}, got ${show(v)}`,
+  bool: (): HparamRule => (v) => (typeof v === 'boolean' ? null : `must be true or false, got ${show(v)}`),
+  oneOf: (...xs: readonly unknown[]): HparamRule => (v) => (xs.includes(v) ? null : `must be one of ${xs.map(show).join(', ')}, got ${show(v)}`),
+  nullOr: (r: HparamRule): HparamRule => (v) => (v === null ? null : r(v) && `${r(v)} (or null)`),
+  any: (): HparamRule => () => null,
+};
+
+/** Fields every hparams file may carry as documentation (ignored by the code). */
+const DOC_FIELD = /^(model|nLayer|source|layerChosenBy|comment|.*Note)$/;
+
+/**
+ * Checks `values` against `spec` (field → rule): wrong types or ranges and unknown fields (typos) throw, naming the
+ * source (file) and the field. Fields absent from `values` are not checked.
+ */
+export function checkHparams(source: string, values: Record<string, unknown>, spec: Record<string, HparamRule>): void {
+  for (const [k, v] of Object.entries(values)) {
+    if (v === undefined) continue;
+    const rule = spec[k];
+    if (!rule) {
+      if (DOC_FIELD.test(k)) continue;
+      throw new Error(`${source}: unknown hyperparameter "${k}" (known: ${Object.keys(spec).join(', ')})`);
+    }
+    const problem = rule(v);
+    if (problem) throw new Error(`${source}: hyperparameter "${k}" ${problem}`);
+  }
+}
+
+const contextTemplatesRule: HparamRule = (v) => {
+  if (!Array.isArray(v) || v.length === 0) return `must be a non-empty array of { length, count }, got ${show(v)}`;
+  for (const [i, e] of v.entries()) {
+    if (e === null || typeof e !== 'object') return `[${i}] must be { length, count }, got ${show(e)}`;
+    const { length, count, ...rest } = e as Record<string, unknown>;
+    if (Object.keys(rest).length) return `[${i}] has unknown fields ${Object.keys(rest).join(', ')}`;
+    const l = rules.int(1)(length);
+    if (l) return `[${i}].length ${l}`;
+    const c = rules.int(0)(count);
+    if (c) return `[${i}].count ${c}`;
+  }
+  return null;
+};
+
+/** Field rules of ROME's hyperparameters (layer's upper bound is checked against the model in resolveRomeHparams). */
+export const ROME_HPARAM_RULES: Record<string, HparamRule> = {
+  layer: rules.int(0),
+  vNumGradSteps: rules.int(1),
+  vLr: rules.num(0, true),
+  vWeightDecay: rules.num(0),
+  klFactor: rules.num(0),
+  clampNormFactor: rules.num(0, true),
+  earlyStopLoss: rules.num(0),
+  contextTemplates: contextTemplatesRule,
+  contextSeed: rules.int(0),
+  mom2Adjustment: rules.bool(),
+  mom2Tokens: rules.nullOr(rules.int(1)),
+  mom2Samples: rules.nullOr(rules.int(1)),
+  rightVectorKey: rules.oneOf('averaged', 'bare-prompt'),
+  // The official files name the token the fact is read at; rome-ts implements the paper's choice only.
+  factToken: rules.oneOf('subject_last'),
+};
 
 function pick<T extends object>(defaults: T, raw: Record<string, unknown>): T {
   const out = { ...defaults } as Record<string, unknown>;
@@ -71,14 +160,17 @@ function pick<T extends object>(defaults: T, raw: Record<string, unknown>): T {
 
 /** ROME hyperparameters from a file name (e.g. "gpt2-xl", "rome-fact-gpt2") or path, merged over the defaults. */
 export function loadRomeHparams(name: string): RomeHparams {
-  const raw = readHparamsFile('ROME', name);
-  if (typeof raw.layer !== 'number') throw new Error(`hparams ${name}: "layer" must be a number`);
-  return { ...pick(ROME_DEFAULTS, raw), layer: raw.layer };
+  const { file, raw } = locateHparamsFile('ROME', name);
+  if (raw.layer === undefined) throw new Error(`${file}: hyperparameter "layer" is missing`);
+  checkHparams(file, raw, ROME_HPARAM_RULES);
+  return { ...pick(ROME_DEFAULTS, raw), layer: raw.layer as number };
 }
 
 /** Completes partial hyperparameters; the layer defaults to the model's middle layer when not given. */
 export function resolveRomeHparams(nLayer: number, hp: Partial<RomeHparams> = {}): RomeHparams {
   const layer = hp.layer ?? Math.floor(nLayer / 2);
-  if (!Number.isInteger(layer) || layer < 0 || layer >= nLayer) throw new Error(`ROME: layer ${layer} out of range [0, ${nLayer})`);
-  return { ...ROME_DEFAULTS, ...hp, layer };
+  if (!Number.isInteger(layer) || layer < 0 || layer >= nLayer) throw new Error(`ROME: layer ${show(layer)} out of range [0, ${nLayer})`);
+  const out = { ...ROME_DEFAULTS, ...hp, layer };
+  checkHparams('ROME hyperparameters', out as unknown as Record<string, unknown>, ROME_HPARAM_RULES);
+  return out;
 }

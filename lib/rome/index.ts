@@ -12,7 +12,7 @@ import { applyEdit, commitEdit } from './edits.js';
 import { resolveRomeHparams, type RomeHparams } from './hparams.js';
 import { layerStats, type LayerStatsOptions } from './layerStats.js';
 import { mlpProjParams, rankOneVectors } from './rankOneUpdate.js';
-import { spacedTarget, type EditHandle, type EditRequest } from './types.js';
+import { checkEditRequest, spacedTarget, type EditHandle, type EditRequest } from './types.js';
 import { encodeText, fillWithSpan } from './tokens.js';
 
 export * from './types.js';
@@ -55,6 +55,7 @@ export async function romeSolver(
  * subject; the target gets a leading space when it has none. Sequential edits work: each sees the edited model.
  */
 export async function edit(model: GPT2Model, request: EditRequest, hparams: Partial<RomeHparams> = {}, opts: RomeEditOptions = {}): Promise<EditHandle> {
+  checkEditRequest(request);
   const hp = resolveRomeHparams(model.config.nLayer, hparams);
   const req: EditRequest = { ...request, target: spacedTarget(request.target) };
   const all = opts.templates ? [...opts.templates] : await contextTemplates(model, { spec: hp.contextTemplates, seed: hp.contextSeed });

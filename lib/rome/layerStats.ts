@@ -66,6 +66,8 @@ export interface LayerStatsMeta {
   /** The corpus ran out before the requested amount. */
   exhausted: boolean;
   dtype: 'float64';
+  /** sha256 of the .f64 file's bytes (absent in caches written before it was recorded: then only the size is checked). */
+  sumSha256?: string;
 }
 
 /** Statistics of one layer. */
@@ -148,6 +150,36 @@ function accumulate(model: GPT2Model, layer: number, rows: number[][], sum: Floa
   for (let i = 0; i < d.length; i++) sum[i] += d[i];
 }
 
+/**
+ * Reads a cached sum if it belongs to these weights and corpus and is intact (size, checksum, metadata fields);
+ * otherwise warns on stderr naming the file and returns null, so the statistics are recomputed. A truncated .f64
+ * read as zeros would otherwise shrink every edit silently.
+ */
+export function readStatsCache(base: string, weightsHash: string, n: number, corpusIdentity: string): LayerStats | null {
+  const bad = (file: string, why: string): null => {
+    process.stderr.write(`layerStats: ignoring the cache ${file}: ${why}; recomputing\n`);
+    return null;
+  };
+  let meta: LayerStatsMeta;
+  try {
+    meta = JSON.parse(readFileSync(`${base}.json`, 'utf8')) as LayerStatsMeta;
+  } catch (e) {
+    return bad(`${base}.json`, `not valid JSON (${(e as Error).message})`);
+  }
+  if (meta === null || typeof meta !== 'object' || meta.format !== 'rome-ts-layer-stats') return bad(`${base}.json`, 'not a layer-stats metadata file');
+  if (meta.weightsHash !== weightsHash || meta.n !== n || meta.corpusIdentity !== corpusIdentity) return null;
+  for (const f of ['tokens', 'samples'] as const) {
+    if (!Number.isSafeInteger(meta[f]) || meta[f] < 0) return bad(`${base}.json`, `field "${f}" must be a non-negative integer, got ${JSON.stringify(meta[f])}`);
+  }
+  if (meta.tokens === 0) return bad(`${base}.json`, 'it holds no tokens');
+  const buf = readFileSync(`${base}.f64`);
+  if (buf.byteLength !== n * n * 8) return bad(`${base}.f64`, `it has ${buf.byteLength} bytes, expected ${n * n * 8} (${n}×${n} float64)`);
+  if (meta.sumSha256 !== undefined && sha256(buf) !== meta.sumSha256) return bad(`${base}.f64`, 'its checksum does not match the metadata');
+  const sum = new Float64Array(n * n);
+  new Uint8Array(sum.buffer).set(buf);
+  return makeStats(meta, sum);
+}
+
 /** Computes (or loads, or extends) the key statistics of `layer`; see the module comment. */
 export async function layerStats(model: GPT2Model, layer: number, opts: LayerStatsOptions = {}): Promise<LayerStats> {
   const n = model.config.nInner;
@@ -166,15 +198,7 @@ export async function layerStats(model: GPT2Model, layer: number, opts: LayerSta
 
   const enough = (m: LayerStatsMeta) => m.exhausted || m.tokens >= maxTokens || m.samples >= maxSamples;
   let stats = memory.get(key) ?? null;
-  if (!stats && base && existsSync(`${base}.json`) && existsSync(`${base}.f64`)) {
-    const meta = JSON.parse(readFileSync(`${base}.json`, 'utf8')) as LayerStatsMeta;
-    if (meta.weightsHash === weightsHash && meta.n === n && meta.corpusIdentity === corpus.identity) {
-      const buf = readFileSync(`${base}.f64`);
-      const sum = new Float64Array(n * n);
-      new Uint8Array(sum.buffer).set(buf.subarray(0, sum.byteLength));
-      stats = makeStats(meta, sum);
-    }
-  }
+  if (!stats && base && existsSync(`${base}.json`) && existsSync(`${base}.f64`)) stats = readStatsCache(base, weightsHash, n, corpus.identity);
   if (stats && enough(stats.meta)) {
     memory.set(key, stats);
     return stats;
@@ -200,7 +224,9 @@ export async function layerStats(model: GPT2Model, layer: number, opts: LayerSta
   const save = () => {
     if (!base) return;
     mkdirSync(path.dirname(base), { recursive: true });
-    saveAtomic(`${base}.f64`, new Uint8Array(sum.buffer));
+    const bytes = new Uint8Array(sum.buffer);
+    meta.sumSha256 = sha256(bytes);
+    saveAtomic(`${base}.f64`, bytes);
     saveAtomic(`${base}.json`, JSON.stringify(meta, null, 1));
   };
   const bar = opts.progress === false ? null : progressBar(`layerStats ${model.name} L${layer}`);

@@ -27,6 +27,7 @@ export function fillWithSpan(context: string, prompt: string, subject: string): 
   const c = context.indexOf('{}');
   const p = prompt.indexOf('{}');
   if (c < 0 || p < 0) throw new Error(`template without "{}": ${JSON.stringify(c < 0 ? context : prompt)}`);
+  if (prompt.indexOf('{}', p + 2) >= 0) throw new Error(`prompt template has more than one "{}": ${JSON.stringify(prompt)}`);
   const inner = prompt.slice(0, p) + subject + prompt.slice(p + 2);
   return { text: context.slice(0, c) + inner + context.slice(c + 2), at: c + p };
 }

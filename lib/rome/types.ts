@@ -35,13 +35,19 @@ export interface StepLoss {
   weightDecay?: number;
 }
 
+/** Version written by toJSON (2 added model.paramsSha256; version 1 files apply only when forced). */
+export const EDIT_FORMAT_VERSION = 2;
+
 /** A saved edit: enough to re-apply it bit-exactly on the same model. */
 export interface EditJSON {
   format: 'rome-ts-edit';
-  version: 1;
+  version: 1 | 2;
   method: EditMethod;
-  /** Model it was made on: name and shape, checked when re-applying. */
-  model: { name: string; nLayer: number; nEmbd: number; nInner: number };
+  /**
+   * Model it was made on: name and shape, and (version 2) the sha256 of the parameters the edit changes as they were
+   * before it (identity.ts weightsHash over those names), all checked when re-applying.
+   */
+  model: { name: string; nLayer: number; nEmbd: number; nInner: number; paramsSha256?: string };
   /** The (main) edited layer. */
   layer: number;
   request: EditRequest;
@@ -64,7 +70,7 @@ export interface EditHandle {
   info: Record<string, unknown>;
   /** Whether restore() has run. */
   readonly restored: boolean;
-  /** Restores the weights from the snapshots taken just before this edit (undo sequential edits in LIFO order). */
+  /** Restores the weights from the snapshots taken just before this edit; throws while a later edit of the same weights is applied (undo in LIFO order). */
   restore(): void;
   toJSON(): EditJSON;
 }
@@ -74,9 +80,26 @@ export function spacedTarget(target: string): string {
   return target.startsWith(' ') ? target : ` ${target}`;
 }
 
-/** Fills the first "{}" of a template with the subject. */
+/** Fills the one "{}" of a template with the subject (a second "{}" would stay in the text literally: refused). */
 export function fillPrompt(template: string, subject: string): string {
   const i = template.indexOf('{}');
   if (i < 0) throw new Error(`prompt template has no "{}": ${JSON.stringify(template)}`);
+  if (template.indexOf('{}', i + 2) >= 0) throw new Error(`prompt template has more than one "{}": ${JSON.stringify(template)}`);
   return template.slice(0, i) + subject + template.slice(i + 2);
+}
+
+/**
+ * Throws unless an edit request is usable: string fields, exactly one "{}" in the prompt, a subject and a target with
+ * visible characters (a target of " " would edit toward a space).
+ */
+export function checkEditRequest(req: EditRequest): void {
+  for (const f of ['prompt', 'subject', 'target'] as const) {
+    if (typeof req[f] !== 'string') throw new Error(`edit request: "${f}" must be a string, got ${JSON.stringify(req[f])}`);
+  }
+  fillPrompt(req.prompt, req.subject);
+  if (req.subject.trim() === '') throw new Error(`edit request: the subject ${JSON.stringify(req.subject)} is empty`);
+  if (req.target.trim() === '') throw new Error(`edit request: the target ${JSON.stringify(req.target)} has no visible characters`);
+  if (req.targetTrue !== undefined && (typeof req.targetTrue !== 'string' || req.targetTrue.trim() === '')) {
+    throw new Error(`edit request: targetTrue ${JSON.stringify(req.targetTrue)} has no visible characters`);
+  }
 }

@@ -68,6 +68,29 @@ const EOT = '<|endoftext|>';
 const MAX_BPE_CACHE = 100_000;
 const utf8 = new TextEncoder();
 
+/**
+ * Checks model.vocab (token → non-negative integer id, no id twice) and model.merges ("a b" strings or [a, b] pairs)
+ * before the tokenizer library sees them: it fails on bad entries with bare TypeErrors.
+ */
+function checkBpeModel(model: Record<string, unknown>): void {
+  const vocab = model.vocab;
+  if (vocab === null || typeof vocab !== 'object' || Array.isArray(vocab)) throw new Error(`tokenizer.json: model.vocab must be an object of token → id, got ${JSON.stringify(vocab)}`);
+  const seen = new Map<number, string>();
+  for (const [tok, id] of Object.entries(vocab as Record<string, unknown>)) {
+    if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) throw new Error(`tokenizer.json: model.vocab[${JSON.stringify(tok)}] must be a non-negative integer id, got ${JSON.stringify(id)}`);
+    const prev = seen.get(id);
+    if (prev !== undefined) throw new Error(`tokenizer.json: model.vocab gives id ${id} to both ${JSON.stringify(prev)} and ${JSON.stringify(tok)}`);
+    seen.set(id, tok);
+  }
+  const merges = model.merges;
+  if (!Array.isArray(merges)) throw new Error(`tokenizer.json: model.merges must be an array, got ${JSON.stringify(merges)}`);
+  merges.forEach((m: unknown, i) => {
+    const ok =
+      (typeof m === 'string' && m.split(' ').length === 2) || (Array.isArray(m) && m.length === 2 && m.every((x) => typeof x === 'string'));
+    if (!ok) throw new Error(`tokenizer.json: model.merges[${i}] must be "a b" or ["a", "b"], got ${JSON.stringify(m)}`);
+  });
+}
+
 /** Byte-level BPE tokenizer with offsets; see the module comment. */
 export class Tokenizer {
   /** Id of `<|endoftext|>` when the tokenizer has it, else null. */
@@ -93,7 +116,18 @@ export class Tokenizer {
   /** Loads a local tokenizer.json (byte-level BPE, no normalizer); never touches the network. */
   static async fromFile(path: string): Promise<Tokenizer> {
     const text = await readFile(path, 'utf8');
-    return Tokenizer.fromJSON(JSON.parse(text) as object);
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (e) {
+      throw new Error(`${path}: not valid JSON (${(e as Error).message}); the file may be truncated`);
+    }
+    try {
+      return Tokenizer.fromJSON(json as object);
+    } catch (e) {
+      // Name the file: "tokenizer.json: ..." alone does not say which one.
+      throw new Error(`${path}: ${(e as Error).message.replace(/^tokenizer\.json: /, '')}`, { cause: e });
+    }
   }
 
   /** Builds a tokenizer from a parsed tokenizer.json object (byte-level BPE, no normalizer). */
@@ -108,6 +142,10 @@ export class Tokenizer {
     }
     if (j.normalizer !== null && j.normalizer !== undefined) {
       throw new Error('tokenizer.json: normalizers are not supported (offsets would not refer to the input text)');
+    }
+    checkBpeModel(j.model as Record<string, unknown>);
+    if (j.added_tokens !== undefined && j.added_tokens !== null && !Array.isArray(j.added_tokens)) {
+      throw new Error('tokenizer.json: "added_tokens" must be an array');
     }
     const config = { clean_up_tokenization_spaces: false, model_max_length: Number.MAX_SAFE_INTEGER };
     const copy = { ...json, added_tokens: Array.isArray(j.added_tokens) ? j.added_tokens : [] };

@@ -212,13 +212,24 @@ function recordPath(dir: string, id: number): string {
   return path.join(dir, `fact-${id}.json`);
 }
 
-async function readRecord(file: string): Promise<FactTraceRecord | null> {
+/** A record file's content, or why it cannot be used (missing files are reported as "missing"). */
+async function readRecord(file: string): Promise<{ record: FactTraceRecord } | { problem: string }> {
+  let text: string;
   try {
-    const r = JSON.parse(await readFile(file, 'utf8')) as FactTraceRecord;
-    return r && r.version === 1 ? r : null;
+    text = await readFile(file, 'utf8');
   } catch {
-    return null;
+    return { problem: 'missing' };
   }
+  let r: FactTraceRecord;
+  try {
+    r = JSON.parse(text) as FactTraceRecord;
+  } catch (e) {
+    return { problem: `unreadable (${(e as Error).message})` };
+  }
+  if (r === null || typeof r !== 'object' || r.version !== 1) return { problem: 'not a version-1 fact trace record' };
+  if (typeof r.id !== 'number' || typeof r.settings !== 'string' || typeof r.known !== 'boolean') return { problem: 'lacks id, settings or known' };
+  if (r.known && !r.scores && !r.severed) return { problem: 'a known fact without scores' };
+  return { record: r };
 }
 
 /**
@@ -248,7 +259,10 @@ export async function averageIndirectEffect(model: GPT2Model, facts: readonly Tr
     const id = f.knownId ?? i;
     let rec: FactTraceRecord | null = null;
     if (opts.outDir && opts.resume) {
-      const old = await readRecord(recordPath(opts.outDir, id));
+      const file = recordPath(opts.outDir, id);
+      const got = await readRecord(file);
+      if ('problem' in got && got.problem !== 'missing') process.stderr.write(`${file}: ${got.problem}; recomputing this fact\n`);
+      const old = 'record' in got ? got.record : null;
       if (old && old.settings === key && old.prompt === f.prompt && old.subject === f.subject) rec = old;
     }
     if (!rec) {
@@ -271,9 +285,15 @@ export async function averageIndirectEffect(model: GPT2Model, facts: readonly Tr
 export async function mergeTraceResults(dir: string): Promise<AverageEffects> {
   const names = (await readdir(dir)).filter((n) => /^fact-\d+\.json$/.test(n));
   const records: FactTraceRecord[] = [];
+  const bad: string[] = [];
   for (const n of names) {
     const r = await readRecord(path.join(dir, n));
-    if (r) records.push(r);
+    if ('record' in r) records.push(r.record);
+    else bad.push(`${path.join(dir, n)}: ${r.problem}`);
+  }
+  // Dropping a record would silently change the averages; the shard that wrote it can recompute it with --resume.
+  if (bad.length > 0) {
+    throw new Error(`mergeTraceResults: ${bad.length} record${bad.length > 1 ? 's are' : ' is'} unusable (rerun their shard with --resume to recompute):\n${bad.slice(0, 20).join('\n')}`);
   }
   if (records.length === 0) throw new Error(`mergeTraceResults: no fact-*.json records in ${dir}`);
   const keys = new Set(records.map((r) => r.settings));

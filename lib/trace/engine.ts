@@ -193,7 +193,7 @@ export class TraceSession {
     if (!Number.isInteger(samples) || samples < 1) throw new Error(`causal trace: samples must be a positive integer, got ${samples}`);
     const seed = opts.seed ?? 0;
     const noise = await resolveNoiseLevel(model, opts.noise ?? 'auto', opts.noiseSubjects);
-    if (!(noise >= 0)) throw new Error(`causal trace: noise must be >= 0, got ${noise}`);
+    if (!(noise >= 0) || !Number.isFinite(noise)) throw new Error(`causal trace: noise must be a finite number >= 0, got ${noise}`);
 
     // The noise draw: samples × subject tokens × d normals, in that order, from one seeded stream.
     const rng = createRng(seed);
@@ -246,6 +246,11 @@ export class TraceSession {
       } else {
         const a = model.encode(opts.answer);
         if (a.length === 0) throw new Error(`causal trace: answer ${JSON.stringify(opts.answer)} has no tokens`);
+        // The trace scores one next token; silently scoring the first of several would trace another answer.
+        if (a.length > 1) {
+          const parts = a.map((id) => JSON.stringify(tok ? tok.decode([id]) : String(id))).join(' + ');
+          throw new Error(`causal trace: answer ${JSON.stringify(opts.answer)} is ${a.length} tokens (${parts}); give a single-token answer, e.g. ${parts.split(' + ')[0]}`);
+        }
         answerId = a[0];
       }
       const pStar = cp[answerId];
@@ -280,6 +285,9 @@ export class TraceSession {
       outCorrupt.logits!.dispose();
       const pLow = (await lowT.data())[0];
       lowT.dispose();
+      if (!Number.isFinite(pLow)) {
+        throw new Error(`causal trace: the corrupted runs give non-finite probabilities with noise ${noise} (it overflows float32 inside the model); use a smaller --noise`);
+      }
 
       const s = new TraceSession(model, {
         ids,

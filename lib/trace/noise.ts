@@ -6,6 +6,8 @@
  * are gathered, and σ is the (unbiased, n−1) standard deviation of all their elements pooled together. ν = 3σ.
  */
 import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { GPT2Model } from '../model/model.js';
 import { loadKnownFacts } from '../data/knownFacts.js';
@@ -68,9 +70,68 @@ export async function knownFactSubjects(): Promise<string[]> {
   return facts.map((f) => f.subject);
 }
 
+/** File in a model directory holding its known-facts noise level, so tracing needs no data directory. */
+export const NOISE_FILE = 'noise.json';
+
+/** Content of a model directory's noise.json. */
+export interface ModelNoiseFile {
+  format: 'rome-ts-noise';
+  version: 1;
+  /** ν = multiplier · σ. */
+  noise: number;
+  sigma: number;
+  multiplier: number;
+  /** Where the subjects came from (e.g. "known_1000.json") and how many there were. */
+  subjects: string;
+  nSubjects: number;
+  /** sha256 of the wte.weight float32 bytes ν was computed from (the file is ignored for other embeddings). */
+  wteSha256: string;
+}
+
+/** sha256 of a model's token-embedding bytes. */
+export function wteSha256(model: GPT2Model): string {
+  const d = model.params.get('wte.weight').dataSync() as Float32Array;
+  return createHash('sha256').update(Buffer.from(d.buffer, d.byteOffset, d.byteLength)).digest('hex');
+}
+
+/** The noise.json content for a model: ν over the known-facts subjects (needs the data directory once). */
+export async function modelNoiseFile(model: GPT2Model): Promise<ModelNoiseFile> {
+  const subjects = await knownFactSubjects();
+  const sigma = embeddingStd(model, subjects);
+  return { format: 'rome-ts-noise', version: 1, noise: 3 * sigma, sigma, multiplier: 3, subjects: 'known_1000.json', nSubjects: subjects.length, wteSha256: wteSha256(model) };
+}
+
+const modelNoise = new WeakMap<GPT2Model, number>();
+
+/**
+ * Reads `<dir>/noise.json` (if any) for a model just loaded from `dir`; when it matches the model's embeddings its ν
+ * becomes the model's 'auto' noise level. A malformed or mismatched file is named on stderr and ignored.
+ */
+export function attachModelNoiseFile(model: GPT2Model, dir: string): void {
+  const file = path.join(dir, NOISE_FILE);
+  if (!existsSync(file)) return;
+  let f: Partial<ModelNoiseFile>;
+  try {
+    f = JSON.parse(readFileSync(file, 'utf8')) as Partial<ModelNoiseFile>;
+  } catch (e) {
+    process.stderr.write(`rome-ts: ignoring ${file}: not valid JSON (${(e as Error).message})\n`);
+    return;
+  }
+  if (f === null || typeof f !== 'object' || f.format !== 'rome-ts-noise' || typeof f.noise !== 'number' || !(f.noise > 0) || !Number.isFinite(f.noise)) {
+    process.stderr.write(`rome-ts: ignoring ${file}: not a rome-ts noise file with a positive finite "noise"\n`);
+    return;
+  }
+  if (f.wteSha256 !== wteSha256(model)) {
+    process.stderr.write(`rome-ts: ignoring ${file}: it was computed for other token embeddings (wteSha256 differs)\n`);
+    return;
+  }
+  modelNoise.set(model, f.noise);
+}
+
 /**
  * A noise option made concrete: a number passes through; 'auto' is 3σ over `subjects`, or over the known-facts
- * subjects when none are given (the paper's choice).
+ * subjects when none are given (the paper's choice); for the latter a model directory's noise.json (same value,
+ * stored with the model) is used when it matches the embeddings, so no data directory is needed.
  */
 export async function resolveNoiseLevel(model: GPT2Model, noise: number | 'auto', subjects?: readonly string[]): Promise<number> {
   if (typeof noise === 'number') return noise;
@@ -78,5 +139,7 @@ export async function resolveNoiseLevel(model: GPT2Model, noise: number | 'auto'
   if (!model.tokenizer) {
     throw new Error(`noise 'auto' needs a tokenizer to tokenise the subjects; model "${model.name}" has none: pass a number`);
   }
+  const stored = subjects === undefined ? modelNoise.get(model) : undefined;
+  if (stored !== undefined) return stored;
   return embeddingNoiseLevel(model, subjects ?? (await knownFactSubjects()));
 }
