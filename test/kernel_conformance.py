@@ -1,0 +1,47 @@
+"""Jupyter's kernel conformance suite (jupyter_kernel_test, Debian package python3-jupyter-kernel-test) against the
+rome-ts kernel. Run by test/kernelProtocol.test.ts with /usr/bin/python3, in an empty temporary directory, with
+JUPYTER_DATA_DIR pointing at a kernel spec installed for the test:
+
+    python3 -m unittest -v test/kernel_conformance.py
+
+Every message is validated against the suite's message schemas. Tests the suite skips here, and why:
+- test_pager: tslab has no pager payloads (IPython's `?` help); inspection (test_inspect) is the TypeScript way.
+- test_history: the kernel keeps no history database (`supported_history_operations` is empty), as tslab.
+- test_clear_output: no API in rome-ts clears an output; progress updates one output in place instead.
+"""
+import os
+import unittest
+
+import jupyter_kernel_test
+
+
+class RomeTsKernelTests(jupyter_kernel_test.KernelTests):
+    kernel_name = os.environ.get("ROME_TS_KERNEL_NAME", "rome-ts")
+    language_name = "typescript"
+    file_extension = ".ts"
+
+    code_hello_world = 'console.log("hello, world")'
+    code_stderr = 'console.error("something went wrong")'
+    # A preloaded global, completed from its declared type (model.conf -> model.config).
+    completion_samples = [
+        {"text": "model.conf", "matches": {"config"}},
+        {"text": "romets.loadMod", "matches": {"loadModel"}},
+    ]
+    complete_code_samples = ["1 + 1", "const x = 1;", "function f() { return 1; }"]
+    incomplete_code_samples = ["function f() {", "const a = [1, 2,", "if (true) {"]
+    code_generate_error = 'throw new Error("boom")'
+    code_execute_result = [
+        {"code": "6 * 7", "result": "42"},
+        {"code": "model.config.nLayer > 0", "result": "true"},
+        {"code": "'rome' + '-ts'", "result": "'rome-ts'"},
+    ]
+    code_display_data = [
+        {"code": "await display.vegaLite(plot.line([1, 2, 3]))", "mime": "application/vnd.vegalite.v5+json"},
+        {"code": "await display.vegaLite(plot.line([1, 2, 3]))", "mime": "image/svg+xml"},
+        {"code": 'display.markdown("**hi**")', "mime": "text/markdown"},
+    ]
+    code_inspect_sample = "model.generate"
+
+
+if __name__ == "__main__":
+    unittest.main()
