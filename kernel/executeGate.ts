@@ -21,10 +21,10 @@ export interface GateHooks {
   settled(): boolean;
   /** Settles (never rejects) when the load is over. */
   whenSettled(): Promise<void>;
-  /** Printed to the cell's stderr while it waits more than half a second. */
+  /** Printed to the cell's stdout while it waits more than half a second (information, not an error). */
   waitingMessage(): string;
-  /** A note to print on stderr before running the cell, given how long it waited (ms), or null. */
-  notice(waitedMs: number): string | null;
+  /** A note to print before running the cell, given how long it waited (ms), or null: stderr for warnings only. */
+  notice(waitedMs: number): { text: string; stream: 'stdout' | 'stderr' } | null;
 }
 
 function untilSettledOrInterrupted(settled: Promise<void>): Promise<void> {
@@ -51,13 +51,13 @@ export function installExecuteGate(jupyter: TslabJupyterInternals, hooks: GateHo
     let waited = 0;
     if (!hooks.settled()) {
       const t0 = Date.now();
-      const slow = setTimeout(() => writeStream('stderr', hooks.waitingMessage()), 500);
+      const slow = setTimeout(() => writeStream('stdout', hooks.waitingMessage()), 500);
       await untilSettledOrInterrupted(hooks.whenSettled());
       clearTimeout(slow);
       waited = Date.now() - t0;
     }
     const note = hooks.notice(waited);
-    if (note) writeStream('stderr', note);
+    if (note) writeStream(note.stream, note.text);
     return run.call(this, req, writeStream, writeDisplayData);
   };
   proto.handleExecuteImpl = gated;

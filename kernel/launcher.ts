@@ -68,10 +68,10 @@ const gated = installExecuteGate(tslabJupyter, {
   whenSettled: () => settledAll,
   waitingMessage: () => `rome-ts: waiting for the model to load from ${source.source ?? '(none)'}...\n`,
   notice: (waited) => {
-    const notes: string[] = [];
-    const modelNote = kernelModel.takeNotice(waited);
-    if (modelNote) notes.push(modelNote);
-    return notes.length ? notes.join('') : null;
+    const text = kernelModel.takeNotice(waited);
+    if (!text) return null;
+    // "model loaded in 1.0s" is information (stdout); a failed load or a missing tokenizer is a warning (stderr).
+    return { text, stream: kernelModel.state.status === 'ready' && !/\bnote:/.test(text) ? 'stdout' : 'stderr' };
   },
 });
 if (!gated) {

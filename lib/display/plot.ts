@@ -179,7 +179,8 @@ export function line(series: readonly number[] | Readonly<Record<string, readonl
     const order = named.map(([k]) => k);
     encoding.color = { field: 'series', type: 'nominal', title: null, sort: order, legend: { labelLimit: 320 } };
     // Series that coincide (v* loss = nll while kl is 0) would hide one another: dashes keep each visible.
-    encoding.strokeDash = { field: 'series', type: 'nominal', title: null, sort: order, legend: { labelLimit: 320 } };
+    // (No legend of its own: Vega-Lite would draw a second, colourless one beside the colour legend.)
+    encoding.strokeDash = { field: 'series', type: 'nominal', title: null, sort: order, legend: null };
   }
   const spec: VegaLiteSpec = {
     $schema: VEGA_LITE_SCHEMA,
