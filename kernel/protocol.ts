@@ -78,7 +78,8 @@ let active: ExecContext | null = null;
 
 /** Text shown for a last-expression value (what Node's REPL shows: strings quoted). */
 export function formatResult(value: unknown): string {
-  return inspect(value, { depth: 4, maxArrayLength: 100, breakLength: 100 });
+  // Depth 2, as console.log printed it before: a model or tensor object must not print its whole internals.
+  return inspect(value, { depth: 2, breakLength: 100 });
 }
 
 /** ename / evalue / traceback from what tslab's executor reported for a failed cell. */

@@ -41,6 +41,9 @@ function ordinalLayerAxis(nLayer: number): { [key: string]: JsonValue } {
   return { labelAngle: 0, ...(ticks ? { values: ticks } : {}) };
 }
 
+/** Legend whose swatches are opaque strokes, whatever the opacity of the marks (CI bands) it stands for. */
+const OPAQUE_LEGEND = { symbolOpacity: 1, symbolType: 'stroke', symbolStrokeWidth: 3, symbolFillColor: null } as const;
+
 /** Axis settings of a quantitative layer axis: integer ticks only (no 0.5 layers). */
 const INTEGER_AXIS = { tickMinStep: 1, format: 'd' } as const;
 
@@ -149,7 +152,16 @@ export function aieLineSpec(avg: AverageEffects, kind?: StateKind): VegaLiteSpec
         values.push({ bucket: b.label, layer, aie: m, lo: m - b.ci[layer], hi: m + b.ci[layer], n: b.count }),
       );
     }
-    const color = { field: 'bucket', type: 'nominal', title: null, sort: null, scale: { domain: avg.kinds[k]!.buckets.map((b) => b.label), range: BUCKET_COLORS } };
+    // Both layers carry the same legend definition (Vega-Lite merges them; a null on one layer would drop it), with
+    // opaque swatches so the band's translucency does not reach the legend.
+    const color = {
+      field: 'bucket',
+      type: 'nominal',
+      title: null,
+      sort: null,
+      scale: { domain: avg.kinds[k]!.buckets.map((b) => b.label), range: BUCKET_COLORS },
+      legend: OPAQUE_LEGEND,
+    };
     const x = { field: 'layer', type: 'quantitative', scale: { domain: [0, avg.nLayer - 1], nice: false }, axis: INTEGER_AXIS };
     return {
       title: k === 'hidden' ? KIND_SHORT[k] : `${KIND_SHORT[k]} (window ${avg.kinds[k]!.window})`,
@@ -158,9 +170,8 @@ export function aieLineSpec(avg: AverageEffects, kind?: StateKind): VegaLiteSpec
       height: 200,
       layer: [
         {
-          // The band's translucency must not reach the legend: the line layer draws it, opaque.
           mark: { type: 'errorband', opacity: 0.2 },
-          encoding: { x, y: { field: 'lo', type: 'quantitative', title: 'AIE' }, y2: { field: 'hi' }, color: { ...color, legend: null } },
+          encoding: { x, y: { field: 'lo', type: 'quantitative', title: 'AIE' }, y2: { field: 'hi' }, color },
         },
         {
           mark: { type: 'line', point: true },
@@ -189,7 +200,7 @@ export function aieLineSpec(avg: AverageEffects, kind?: StateKind): VegaLiteSpec
     },
     hconcat: panels,
     resolve: { scale: { y: 'independent' } },
-    config: { legend: { orient: 'bottom', columns: 3, symbolOpacity: 1, symbolStrokeWidth: 3, symbolType: 'stroke', labelLimit: 0 } },
+    config: { legend: { orient: 'bottom', columns: 3, labelLimit: 0 } },
   };
 }
 
