@@ -13,10 +13,17 @@ import os
 import unittest
 
 import jupyter_kernel_test
+from jupyter_client.manager import start_new_kernel
 
 
 class RomeTsKernelTests(jupyter_kernel_test.KernelTests):
     kernel_name = os.environ.get("ROME_TS_KERNEL_NAME", "rome-ts")
+
+    @classmethod
+    def setUpClass(cls):
+        # As the suite's own setUpClass, with a start timeout for busy CI machines (the suite's default is 60 s;
+        # the kernel answers kernel_info within seconds on an idle machine).
+        cls.km, cls.kc = start_new_kernel(kernel_name=cls.kernel_name, startup_timeout=300)
     language_name = "typescript"
     file_extension = ".ts"
 
