@@ -9,7 +9,9 @@ Every message is validated against the suite's message schemas. Tests the suite 
 - test_history: the kernel keeps no history database (`supported_history_operations` is empty), as tslab.
 - test_clear_output: no API in rome-ts clears an output; progress updates one output in place instead.
 """
+import json
 import os
+import sys
 import unittest
 
 import jupyter_kernel_test
@@ -50,5 +52,51 @@ class RomeTsKernelTests(jupyter_kernel_test.KernelTests):
     code_inspect_sample = "model.generate"
 
 
+class RecordingResult(unittest.TextTestResult):
+    """Records each test's outcome by name (the kernel's own stderr interleaves with unittest's text output)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.outcomes = {}
+
+    def _set(self, test, outcome):
+        name = test.id().split(".")[-1]
+        # A test with subtests: any failure wins over ok, ok over skipped.
+        rank = {"skipped": 0, "ok": 1, "fail": 2, "error": 3}
+        if rank[outcome] >= rank.get(self.outcomes.get(name, "skipped"), 0):
+            self.outcomes[name] = outcome
+
+    def addSuccess(self, test):
+        super().addSuccess(test)
+        self._set(test, "ok")
+
+    def addSkip(self, test, reason):
+        super().addSkip(test, reason)
+        self._set(getattr(test, "test_case", test), "skipped")
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self._set(test, "fail")
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        self._set(getattr(test, "test_case", test), "error")
+
+    def addSubTest(self, test, subtest, err):
+        super().addSubTest(test, subtest, err)
+        if err is None:
+            self._set(test, "ok")
+        elif issubclass(err[0], unittest.SkipTest):
+            self._set(test, "skipped")
+        else:
+            self._set(test, "fail" if issubclass(err[0], test.failureException) else "error")
+
+
 if __name__ == "__main__":
-    unittest.main()
+    suite = unittest.defaultTestLoader.loadTestsFromTestCase(RomeTsKernelTests)
+    result = unittest.TextTestRunner(verbosity=2, resultclass=RecordingResult).run(suite)
+    report = os.environ.get("ROME_TS_CONFORMANCE_REPORT")
+    if report:
+        with open(report, "w") as f:
+            json.dump(result.outcomes, f)
+    sys.exit(0 if result.wasSuccessful() else 1)

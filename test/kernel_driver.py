@@ -84,7 +84,8 @@ def main():
     kernel_name = sys.argv[1] if len(sys.argv) > 1 else "rome-ts"
     cells = json.load(sys.stdin)
     # The kernel's own stdout must not mix with the JSON report: send it to our stderr.
-    km, kc = start_new_kernel(kernel_name=kernel_name, startup_timeout=120, stdout=sys.stderr.fileno())
+    # 300 s: a kernel start takes minutes on a heavily loaded machine.
+    km, kc = start_new_kernel(kernel_name=kernel_name, startup_timeout=300, stdout=sys.stderr.fileno())
     results = []
     try:
         for cell in cells:
