@@ -152,14 +152,17 @@ function dependencyNodeModules(root: string): string {
 }
 
 /**
- * Remove what older `kernel install`s wrote into rome-ts's node_modules: the globals' typings (now served in
- * memory; a stale copy would declare the globals twice) and the node_modules/rome-ts self-link, when it is ours.
+ * Remove what older `kernel install`s of THIS rome-ts wrote into its node_modules: the globals' typings (now
+ * served in memory; a stale copy would declare the globals twice) and the node_modules/rome-ts self-link. Copies
+ * written for another checkout sharing the node_modules are left alone (they are that checkout's to remove).
  */
 function removeLegacyFiles(root: string, nodeModules: string): string[] {
   const removed: string[] = [];
   const typesDir = join(nodeModules, ...LEGACY_GLOBALS_TYPES_PACKAGE.split('/'));
-  const pkg = join(typesDir, 'package.json');
-  if (existsSync(pkg) && /rome-ts kernel/.test(readFileSync(pkg, 'utf8'))) {
+  const dts = join(typesDir, 'index.d.ts');
+  // The old index.d.ts imported this package's declarations by a path relative to itself.
+  const target = existsSync(dts) ? /import\('([^']+)'\)/.exec(readFileSync(dts, 'utf8'))?.[1] : undefined;
+  if (target && realpathSafe(resolve(typesDir, target)) === realpathSafe(join(root, 'dist', 'lib', 'index.js'))) {
     rmSync(typesDir, { recursive: true, force: true });
     removed.push(typesDir);
   }
