@@ -21,10 +21,10 @@ export interface GateHooks {
   settled(): boolean;
   /** Settles (never rejects) when the load is over. */
   whenSettled(): Promise<void>;
-  /** Printed to the cell's stderr while it waits more than half a second. */
+  /** Printed to the cell's stdout while it waits more than half a second (information, not an error). */
   waitingMessage(): string;
-  /** A note to print on stderr before running the cell, given how long it waited (ms), or null. */
-  notice(waitedMs: number): string | null;
+  /** A note to print before running the cell, given how long it waited (ms), or null: stderr for warnings only. */
+  notice(waitedMs: number): { text: string; stream: 'stdout' | 'stderr' } | null;
 }
 
 function untilSettledOrInterrupted(settled: Promise<void>): Promise<void> {
@@ -51,55 +51,15 @@ export function installExecuteGate(jupyter: TslabJupyterInternals, hooks: GateHo
     let waited = 0;
     if (!hooks.settled()) {
       const t0 = Date.now();
-      const slow = setTimeout(() => writeStream('stderr', hooks.waitingMessage()), 500);
+      const slow = setTimeout(() => writeStream('stdout', hooks.waitingMessage()), 500);
       await untilSettledOrInterrupted(hooks.whenSettled());
       clearTimeout(slow);
       waited = Date.now() - t0;
     }
     const note = hooks.notice(waited);
-    if (note) writeStream('stderr', note);
+    if (note) writeStream(note.stream, note.text);
     return run.call(this, req, writeStream, writeDisplayData);
   };
   proto.handleExecuteImpl = gated;
-  return true;
-}
-
-/** The error fields Jupyter expects in a failed execute_reply (tslab sends only the status). */
-export interface ErrorReplyFields {
-  ename: string;
-  evalue: string;
-  traceback: string[];
-}
-
-/** Derive ename/evalue/traceback from what a failed cell printed on stderr. */
-export function errorFieldsFromStderr(stderr: string): ErrorReplyFields {
-  const lines = stderr.split('\n').filter((l) => l.trim() !== '');
-  const thrown = stderr.match(/^(?:Uncaught )?([A-Za-z_$][\w$]*(?:Error|Exception)|Error)(?: \[[\w]+\])?: (.*)$/m);
-  if (thrown) return { ename: thrown[1]!, evalue: thrown[2]!, traceback: lines };
-  const diagnostic = lines.find((l) => /^(?:\S+ )?\d+:\d+ - /.test(l));
-  if (diagnostic) return { ename: 'TypeScriptError', evalue: diagnostic.replace(/^(?:\S+ )?\d+:\d+ - /, ''), traceback: lines };
-  return { ename: 'Error', evalue: lines.at(-1) ?? 'the cell failed (no message)', traceback: lines };
-}
-
-type HandleExecute = (this: unknown, req: unknown, writeStream: WriteStream, writeDisplayData: unknown) => Promise<{ status: string }>;
-
-/**
- * Make failed execute_replies carry ename/evalue/traceback, taken from the cell's stderr (where tslab prints the
- * error), so nbclient/nbconvert report the actual error instead of an empty one. Returns false if tslab differs.
- */
-export function installErrorReplies(jupyter: TslabJupyterInternals): boolean {
-  const proto = jupyter.JupyterHandlerImpl.prototype;
-  if (typeof proto.handleExecute !== 'function') return false;
-  const original = proto.handleExecute as HandleExecute;
-  const withErrors: HandleExecute = async function (this: unknown, req, writeStream, writeDisplayData) {
-    let stderr = '';
-    const capture: WriteStream = (name, text) => {
-      if (name === 'stderr' && stderr.length < 100_000) stderr += text;
-      writeStream(name, text);
-    };
-    const reply = await original.call(this, req, capture, writeDisplayData);
-    return reply.status === 'error' ? { ...reply, ...errorFieldsFromStderr(stderr) } : reply;
-  };
-  proto.handleExecute = withErrors;
   return true;
 }

@@ -1,4 +1,7 @@
-// Progress reporting for long jobs (downloads, sweeps): one updating line on a terminal, sparse plain lines in logs.
+// Progress reporting for long jobs (downloads, sweeps): one updating line on a terminal, sparse plain lines in logs,
+// and inside the rome-ts kernel a line of the cell's activity output (lib/display/activity.ts) instead of stderr.
+import { activityLine, type ActivityLine } from './display/activity.js';
+import { currentDisplayWriter } from './display/channel.js';
 
 /** Something to write progress to; process.stderr by default. */
 export interface ProgressStream {
@@ -19,7 +22,7 @@ export interface ProgressBar {
 export interface ProgressOptions {
   /** How to print amounts: 'bytes' as kB/MB/GB (and rates), 'count' as plain numbers. Default 'count'. */
   unit?: 'bytes' | 'count';
-  /** Output stream (default process.stderr). */
+  /** Output stream (default: process.stderr, or the notebook's activity output inside the rome-ts kernel). */
   stream?: ProgressStream;
   /** Force terminal (single updating line) or log (plain lines) mode; default: stream.isTTY. */
   tty?: boolean;
@@ -51,8 +54,13 @@ function formatDuration(seconds: number): string {
 
 /** Creates a progress display labelled `label`; prints to stderr unless told otherwise. */
 export function progressBar(label: string, opts: ProgressOptions = {}): ProgressBar {
-  const stream: ProgressStream = opts.stream ?? process.stderr;
-  const tty = opts.tty ?? stream.isTTY === true;
+  // In a notebook (no stream chosen by the caller): a line of the cell's one updating activity output.
+  const writer = opts.stream === undefined ? currentDisplayWriter() : null;
+  const notebookLine: ActivityLine | null = writer ? activityLine(writer, label) : null;
+  const stream: ProgressStream = notebookLine
+    ? { write: (chunk: string) => notebookLine.set(chunk.replace(/^\r|\x1b\[K|\n$/g, '')), isTTY: true }
+    : (opts.stream ?? process.stderr);
+  const tty = notebookLine ? true : (opts.tty ?? stream.isTTY === true);
   const interval = opts.intervalMs ?? (tty ? 100 : 10_000);
   const now = opts.now ?? (() => Date.now());
   const bytes = opts.unit === 'bytes';
@@ -106,7 +114,8 @@ export function progressBar(label: string, opts: ProgressOptions = {}): Progress
       finished = true;
       const elapsed = formatDuration((now() - start) / 1000);
       const line = msg !== undefined ? `${label} ${msg}` : `${label} done: ${amount(lastDone)} in ${elapsed}`;
-      if (tty) stream.write(`\r${fit(line)}\x1b[K\n`);
+      if (notebookLine) notebookLine.finish(line);
+      else if (tty) stream.write(`\r${fit(line)}\x1b[K\n`);
       else stream.write(`${line}\n`);
     },
   };

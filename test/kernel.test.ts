@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +22,12 @@ interface CellResult {
   status: 'ok' | 'error' | 'abort' | 'timeout';
   stdout: string;
   stderr: string;
+  /** text/plain of the execute_result (the last expression's value), or null. */
+  result: string | null;
+  /** `ename: evalue` of each `error` IOPub message. */
+  errors: string[];
+  input_count: number | null;
+  reply_count: number | null;
   displays: { mimes: string[]; display_id: string | null; update: boolean; text: string | null; vegalite_is_object: boolean }[];
   seconds: number;
   ename: string | null;
@@ -44,9 +50,9 @@ function kernelSpecs(): Record<string, { resource_dir: string; spec: { argv: str
   return (JSON.parse(r.stdout) as { kernelspecs: ReturnType<typeof kernelSpecs> }).kernelspecs;
 }
 
-function runCells(cells: Cell[], env: NodeJS.ProcessEnv): { results: CellResult[]; alive_at_end: boolean } {
-  // cwd notebooks/: where Jupyter starts kernels for the project's notebooks.
-  const r = python([join(ROOT, 'test', 'kernel_driver.py'), 'rome-ts'], JSON.stringify(cells), { cwd: join(ROOT, 'notebooks'), env });
+function runCells(cells: Cell[], env: NodeJS.ProcessEnv, cwd = join(ROOT, 'notebooks')): { results: CellResult[]; alive_at_end: boolean } {
+  // Default cwd notebooks/: where Jupyter starts kernels for the project's notebooks. The kernel inherits it.
+  const r = python([join(ROOT, 'test', 'kernel_driver.py'), 'rome-ts'], JSON.stringify(cells), { cwd, env });
   if (r.status !== 0) throw new Error(`kernel driver failed (exit ${r.status}):\n${r.stderr}`);
   return JSON.parse(r.stdout) as { results: CellResult[]; alive_at_end: boolean };
 }
@@ -73,7 +79,8 @@ test.serial('kernel install registers "rome-ts" and is idempotent', async (t) =>
   t.is(spec.display_name, 'TypeScript (rome-ts)');
   t.is(spec.language, 'typescript');
   t.deepEqual(spec.argv.slice(1), [join(ROOT, 'dist', 'kernel', 'launcher.js'), '{connection_file}']);
-  t.true(existsSync(join(ROOT, 'node_modules', '@types', 'rome-ts-kernel-globals', 'index.d.ts')));
+  // The globals are typed in memory by the kernel: install writes nothing into node_modules.
+  t.false(existsSync(join(ROOT, 'node_modules', '@types', 'rome-ts-kernel-globals')));
   t.is(await runKernelCommand(['install', '--bogus']), 2);
 });
 
@@ -101,25 +108,27 @@ test.serial('a failing cell reports a clear error and the kernel stays usable', 
   t.is(r.length, cells.length);
   const show = (i: number): string => `cell ${i} (${cells[i]!.code}): ${JSON.stringify(r[i])}`;
   t.is(r[0]!.status, 'ok', show(0));
-  t.is(r[0]!.stdout.trim(), String(nLayer + 1));
+  t.is(r[0]!.result, String(nLayer + 1), 'the last expression must come back as an execute_result');
+  t.is(r[0]!.stdout, '');
   t.regex(r[0]!.stderr, /has no tokenizer/, 'the first cell should note that the fixture model has no tokenizer');
   t.is(r[1]!.status, 'error', show(1));
-  t.regex(r[1]!.stderr, /Error: boom/);
+  t.deepEqual(r[1]!.errors, ['Error: boom'], 'a failure is one error message (not stderr text)');
+  t.is(r[1]!.stderr, '');
   t.is(r[1]!.evalue, 'boom', 'the execute_reply must carry the error (nbconvert reports it from there)');
   t.is(r[2]!.status, 'error', show(2));
-  t.regex(r[2]!.stderr, /rejected promise/);
+  t.regex(r[2]!.errors.join('\n'), /rejected promise/);
   t.is(r[3]!.status, 'error', show(3));
-  t.regex(r[3]!.stderr, /inner shapes \(3\) and \(4\)/);
+  t.regex(r[3]!.errors.join('\n'), /inner shapes \(3\) and \(4\)/);
   t.is(r[4]!.status, 'error', show(4));
   t.is(r[5]!.status, 'error', show(5));
-  t.regex(r[5]!.stderr, /Type 'string' is not assignable to type 'number'/);
+  t.regex(r[5]!.errors.join('\n'), /Type 'string' is not assignable to type 'number'/);
   t.is(r[5]!.ename, 'TypeScriptError');
   t.is(r[6]!.status, 'error', show(6));
-  t.regex(r[6]!.stderr, /no tokenizer/);
+  t.regex(r[6]!.errors.join('\n'), /no tokenizer/);
   t.is(r[7]!.status, 'ok', show(7));
-  t.is(r[7]!.stdout.trim(), '2');
+  t.is(r[7]!.result, '2');
   t.is(r[8]!.status, 'ok', show(8));
-  t.is(r[8]!.stdout.trim(), 'true', 'a cell importing rome-ts must get the same module as the romets global');
+  t.is(r[8]!.result, 'true', 'a cell importing rome-ts must get the same module as the romets global');
   t.is(r[9]!.status, 'ok', show(9));
   t.is(r[9]!.displays.length, 1);
   t.deepEqual(r[9]!.displays[0]!.mimes, ['application/vnd.vegalite.v5+json', 'image/svg+xml', 'text/plain']);
@@ -134,14 +143,46 @@ test.serial('a failing cell reports a clear error and the kernel stays usable', 
     t.is(r[i]!.status, 'error', show(i));
     t.true(r[i]!.seconds < 30, `interrupt did not stop cell ${i}: ${show(i)}`);
   }
-  t.regex(r[11]!.stderr, /Interrupted/);
+  t.regex(r[11]!.errors.join('\n'), /Interrupted/);
   t.is(r[13]!.status, 'ok', show(13));
-  t.is(r[13]!.stdout.trim(), '2');
+  t.is(r[13]!.result, '2');
   t.is(r[14]!.status, 'error', show(14));
-  t.regex(r[14]!.stderr, /Property 'nLayerz' does not exist/);
+  t.regex(r[14]!.errors.join('\n'), /Property 'nLayerz' does not exist/);
   t.is(r[15]!.status, 'ok', show(15));
-  t.is(r[15]!.stdout.trim(), '12');
+  t.is(r[15]!.result, '12');
+  // In [n] / Out[n]: every request (failed ones included) gets the next count, in execute_input and the reply.
+  t.deepEqual(r.map((c) => c.input_count), r.map((_, i) => i + 1));
+  t.deepEqual(r.map((c) => c.reply_count), r.map((_, i) => i + 1));
   t.true(alive_at_end);
+});
+
+test.serial('a kernel started in an empty directory outside the checkout has the typed globals and rome-ts', (t) => {
+  const empty = mkdtempSync(join(tmpdir(), 'rome-ts-workshop-'));
+  try {
+    const cells: Cell[] = [
+      // model, display, plot and romets in one cell, type-checked (a wrong type would fail the cell).
+      { code: "const n: number = model.config.nLayer;\nawait display.vegaLite(plot.line([1, 2, n]));\ntypeof romets.loadModel + ' ' + n" },
+      { code: "import { GPT2Model, loadModel } from 'rome-ts';\nconst same: boolean = model instanceof GPT2Model && loadModel === romets.loadModel;\nsame" },
+      { code: "import type { CausalTraceResult } from 'rome-ts';\nconst k: CausalTraceResult['kind'] = 'mlp';\nk" },
+      { code: "const wrong: string = model.config.nLayer" }, // still typed, not `any`
+    ];
+    const { results: r, alive_at_end } = runCells(cells, { ROME_TS_MODEL: FIXTURE }, empty);
+    const show = (i: number): string => `cell ${i}: ${JSON.stringify(r[i])}`;
+    const nLayer = (JSON.parse(readFileSync(join(FIXTURE, 'config.json'), 'utf8')) as { n_layer: number }).n_layer;
+    t.is(r[0]!.status, 'ok', show(0));
+    t.is(r[0]!.result, `'function ${nLayer}'`, show(0));
+    t.is(r[0]!.displays.length, 1);
+    t.is(r[1]!.status, 'ok', show(1));
+    t.is(r[1]!.result, 'true', show(1));
+    t.is(r[2]!.status, 'ok', show(2));
+    t.is(r[2]!.result, "'mlp'");
+    t.is(r[3]!.status, 'error', show(3));
+    t.regex(r[3]!.evalue ?? '', /Type 'number' is not assignable to type 'string'/);
+    t.deepEqual(readdirSync(empty), [], 'the kernel must not write into the working directory');
+    t.true(alive_at_end);
+  } finally {
+    rmSync(empty, { recursive: true, force: true });
+  }
 });
 
 test.serial('a model that fails to load is reported in the first cell that uses it; the kernel keeps working', (t) => {
@@ -152,14 +193,14 @@ test.serial('a model that fails to load is reported in the first cell that uses 
       { ROME_TS_MODEL: notAModel },
     );
     t.is(r[0]!.status, 'ok');
-    t.is(r[0]!.stdout.trim(), '2');
+    t.is(r[0]!.result, '2');
     t.true(r[0]!.stderr.includes(`loading "${notAModel}" (from ROME_TS_MODEL) failed`), r[0]!.stderr);
     for (const i of [1, 2]) {
       t.is(r[i]!.status, 'error');
-      t.true(r[i]!.stderr.includes('`model` is not available'), r[i]!.stderr);
-      t.regex(r[i]!.stderr, /romets\.loadModel/);
+      t.true(r[i]!.evalue?.includes('`model` is not available'), JSON.stringify(r[i]));
+      t.regex(r[i]!.errors.join('\n'), /romets\.loadModel/);
     }
-    t.is(r[3]!.stdout.trim(), '4');
+    t.is(r[3]!.result, '4');
     t.true(alive_at_end);
   } finally {
     rmSync(notAModel, { recursive: true, force: true });

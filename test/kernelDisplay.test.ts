@@ -20,8 +20,14 @@ test('tslab is pinned and still exposes the internals rome-ts relies on', (t) =>
   const impl = jupyter.JupyterHandlerImpl as { prototype: Record<string, unknown> };
   t.is(typeof impl.prototype.handleExecuteImpl, 'function', 'kernel/executeGate.ts wraps JupyterHandlerImpl.handleExecuteImpl');
   t.is(typeof impl.prototype.handleExecute, 'function', 'kernel/executeGate.ts wraps JupyterHandlerImpl.handleExecute');
+  t.is(typeof impl.prototype.handleKernel, 'function', 'kernel/protocol.ts wraps JupyterHandlerImpl.handleKernel');
+  const server = jupyter.ZmqServer as { prototype: Record<string, unknown> };
+  for (const m of ['handleExecute', 'handleCommInfoRequest']) t.is(typeof server.prototype[m], 'function', `kernel/protocol.ts replaces ZmqServer.${m}`);
   const main = require('tslab/dist/main.js') as Record<string, unknown>;
   t.is(typeof main.startKernel, 'function');
+  // kernel/typedGlobals.ts overlays these calls of the TypeScript instance tslab type-checks cells with.
+  const ts = createRequire(require.resolve('tslab/package.json'))('@tslab/typescript-for-tslab') as { sys: Record<string, unknown> };
+  for (const m of ['readFile', 'fileExists', 'directoryExists', 'getDirectories', 'realpath', 'getCurrentDirectory']) t.is(typeof ts.sys[m], 'function', `ts.sys.${m}`);
 });
 
 test('plot.heatmap keeps input order and duplicate labels, one datum per cell', (t) => {
@@ -141,4 +147,62 @@ test.serial('outside a kernel, display falls back to printed text', async (t) =>
   }
   t.is(lines.length, 1);
   t.regex(lines[0]!, /Vega-Lite figure "fallback"/);
+});
+
+test.serial('in a kernel, library progress bars and log lines share one updating activity output; plain Node keeps stderr', async (t) => {
+  const { progressBar } = await import('../lib/progress.js');
+  const { logLine } = await import('../lib/log.js');
+  const stderr: string[] = [];
+  const realWrite = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((chunk: string | Uint8Array) => (stderr.push(String(chunk)), true)) as typeof process.stderr.write;
+  try {
+    const { msgs, restore } = capture();
+    try {
+      const a = progressBar('layerStats L1', { intervalMs: 0 });
+      const b = progressBar('download f', { intervalMs: 0 });
+      a.update(5, 10);
+      logLine('rome-ts: downloading x -> y');
+      b.update(1, 2);
+      a.done();
+      b.done();
+      await new Promise((r) => setTimeout(r, 300)); // the trailing (throttled) update
+    } finally {
+      restore();
+    }
+    t.deepEqual(stderr, [], 'nothing may reach stderr inside a kernel');
+    const ids = new Set(msgs.map((m) => m.msg.transient.display_id));
+    t.is(ids.size, 1, 'one output for every bar and log line of the cell');
+    t.false(msgs[0]!.update);
+    t.true(msgs.slice(1).every((m) => m.update), 'later messages update the same output in place');
+    const last = String(msgs.at(-1)!.msg.data['text/plain']);
+    const lines = last.split('\n');
+    t.is(lines.length, 3, last);
+    t.regex(lines[0]!, /^layerStats L1 done: 5 in/);
+    t.regex(lines[1]!, /^download f done: 1 in/);
+    t.is(lines[2], 'rome-ts: downloading x -> y');
+    setDisplayWriter(null); // plain Node
+    try {
+      const c = progressBar('plain', { tty: false, intervalMs: 0 });
+      c.update(1, 2);
+      c.done();
+      logLine('a log line');
+    } finally {
+      setDisplayWriter(undefined);
+    }
+    t.deepEqual(stderr, ['plain  50.0% 1/2\n', 'plain done: 1 in 0s\n', 'a log line\n'], stderr.join(''));
+  } finally {
+    process.stderr.write = realWrite;
+  }
+});
+
+test('display.progress bars line up: labels padded to one column', (t) => {
+  const { msgs, restore } = capture();
+  try {
+    for (const label of ['rome', 'ft-l']) display.progress({ label, total: 2 }).done();
+  } finally {
+    restore();
+  }
+  const texts = msgs.map((m) => String(m.msg.data['text/plain']));
+  t.is(texts[0]!.indexOf('['), texts.at(-1)!.indexOf('['));
+  t.regex(String(msgs[0]!.msg.data['text/html']), /min-width:\d+ch/);
 });

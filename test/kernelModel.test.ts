@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { KernelModel, unavailableModel } from '../kernel/modelGlobal.js';
 import { resolveModelSource } from '../kernel/modelSource.js';
-import { errorFieldsFromStderr } from '../kernel/executeGate.js';
+import { errorFields, executorConsole, formatResult } from '../kernel/protocol.js';
 
 function fakeRoot(withBundled: boolean, withFixture: boolean): string {
   const root = mkdtempSync(join(tmpdir(), 'rome-ts-root-'));
@@ -68,12 +68,31 @@ test('KernelModel publishes globals on success and a clear stand-in on failure',
   t.regex(failing.takeNotice(0) ?? '', /failed: config\.json not found/);
 });
 
-test('failed execute replies get ename/evalue from the cell stderr', (t) => {
-  const thrown = errorFieldsFromStderr("evalmachine.<anonymous>:2\nthrow new Error('boom');\n^\n\nError: boom\n    at evalmachine.<anonymous>:2:7\n");
-  t.is(thrown.ename, 'Error');
+test('failed cells: ename/evalue/traceback from what the executor reported', (t) => {
+  const thrown = errorFields([{ kind: 'thrown', value: new RangeError('boom') }])!;
+  t.is(thrown.ename, 'RangeError');
   t.is(thrown.evalue, 'boom');
-  t.true(thrown.traceback.length > 2);
-  t.deepEqual(errorFieldsFromStderr("1:5 - Type 'string' is not assignable to type 'number'.\n").evalue, "Type 'string' is not assignable to type 'number'.");
-  t.is(errorFieldsFromStderr('TypeError [ERR_X]: bad thing\n').ename, 'TypeError');
-  t.is(errorFieldsFromStderr('').evalue, 'the cell failed (no message)');
+  t.true(thrown.traceback.length > 1 && thrown.traceback[0]!.startsWith('RangeError: boom'));
+  const diag = errorFields([
+    { kind: 'diagnostic', text: "1:5 - Type 'string' is not assignable to type 'number'." },
+    { kind: 'diagnostic', text: "2:1 - Cannot find name 'x'." },
+  ])!;
+  t.deepEqual(diag, {
+    ename: 'TypeScriptError',
+    evalue: "Type 'string' is not assignable to type 'number'.",
+    traceback: ["1:5 - Type 'string' is not assignable to type 'number'.", "2:1 - Cannot find name 'x'."],
+  });
+  t.is(errorFields([{ kind: 'thrown', value: 'text' }])!.evalue, "thrown value: 'text'");
+  t.is(errorFields([]), null);
+});
+
+test('the executor console falls back to plain output outside a cell; last values are shown as the REPL does', (t) => {
+  const seen: unknown[][] = [];
+  const c = executorConsole({ log: (...a) => seen.push(['log', ...a]), error: (...a) => seen.push(['error', ...a]) });
+  c.log(42);
+  c.error('%s%d:%d - %s', '', 1, 2, 'msg');
+  t.deepEqual(seen, [['log', 42], ['error', '%s%d:%d - %s', '', 1, 2, 'msg']]);
+  t.is(formatResult('a'), "'a'");
+  t.is(formatResult(6 * 7), '42');
+  t.is(formatResult([1, 2]), '[ 1, 2 ]');
 });

@@ -7,7 +7,8 @@ Used by test/kernel.test.ts (run with /usr/bin/python3, which has Debian's jupyt
 cells.json is a list of {"code": str, "interrupt_after": seconds (optional), "timeout": seconds (optional)}.
 For each cell the report has: status (ok / error / abort / timeout), stdout, stderr, displays (a list of
 {"mimes": [...], "display_id": ..., "update": bool}), errors (error messages from iopub 'error' messages),
-ename / evalue (from the execute_reply) and seconds (wall time). The driver exits 0 whenever it could run the cells; the assertions live in the TS test.
+ename / evalue (from the execute_reply), result (text/plain of the execute_result, or null), input_count (the
+execute_input's execution_count, or null), reply_count (the execute_reply's) and seconds (wall time). The driver exits 0 whenever it could run the cells; the assertions live in the TS test.
 """
 import json
 import subprocess
@@ -23,7 +24,8 @@ def run_cell(km, kc, cell):
     interrupt_after = cell.get("interrupt_after")
     t0 = time.time()
     msg_id = kc.execute(cell["code"], stop_on_error=False)
-    out = {"status": None, "stdout": "", "stderr": "", "displays": [], "errors": [], "seconds": 0.0}
+    out = {"status": None, "stdout": "", "stderr": "", "displays": [], "errors": [], "seconds": 0.0,
+           "result": None, "input_count": None, "reply_count": None}
     interrupted = False
     reply = None
     idle = False
@@ -42,9 +44,13 @@ def run_cell(km, kc, cell):
         if msg is not None and msg.get("parent_header", {}).get("msg_id") == msg_id:
             kind = msg["header"]["msg_type"]
             content = msg["content"]
+            if kind == "execute_input":
+                out["input_count"] = content.get("execution_count")
+            elif kind == "execute_result":
+                out["result"] = content["data"].get("text/plain")
             if kind == "stream":
                 out[content["name"]] += content["text"]
-            elif kind in ("display_data", "update_display_data", "execute_result"):
+            elif kind in ("display_data", "update_display_data"):
                 out["displays"].append({
                     "mimes": sorted(content["data"].keys()),
                     "display_id": content.get("transient", {}).get("display_id"),
@@ -67,6 +73,7 @@ def run_cell(km, kc, cell):
             out["status"] = reply["content"]["status"]
             out["ename"] = reply["content"].get("ename")
             out["evalue"] = reply["content"].get("evalue")
+            out["reply_count"] = reply["content"].get("execution_count")
             break
     out["seconds"] = round(time.time() - t0, 3)
     out["interrupted"] = interrupted
@@ -77,7 +84,8 @@ def main():
     kernel_name = sys.argv[1] if len(sys.argv) > 1 else "rome-ts"
     cells = json.load(sys.stdin)
     # The kernel's own stdout must not mix with the JSON report: send it to our stderr.
-    km, kc = start_new_kernel(kernel_name=kernel_name, startup_timeout=120, stdout=sys.stderr.fileno())
+    # 300 s: a kernel start takes minutes on a heavily loaded machine.
+    km, kc = start_new_kernel(kernel_name=kernel_name, startup_timeout=300, stdout=sys.stderr.fileno())
     results = []
     try:
         for cell in cells:

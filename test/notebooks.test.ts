@@ -7,6 +7,8 @@ import test from 'ava';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { svgSize } from '../lib/display/render.js';
+import { MAX_FIGURE_WIDTH } from '../lib/display/spec.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SOURCE_DIR = join(ROOT, 'notebooks');
@@ -50,8 +52,21 @@ test('there are notebooks, committed with outputs cleared and the rome-ts kernel
   }
 });
 
+test('every trace in the notebooks uses a window that fits the model (not the paper\'s 10 on a 6-layer model)', (t) => {
+  let traces = 0;
+  for (const f of sources) {
+    for (const [i, c] of read(join(SOURCE_DIR, f)).cells.entries()) {
+      const src = joined(c.source);
+      if (c.cell_type !== 'code' || !/\b(averageIndirectEffect|tracePrompt|causalTrace)\(/.test(src)) continue;
+      traces++;
+      t.regex(src, /windows: \{[^}]*(fittingWindow|WINDOW|\bW\b)/, `${f} cell ${i} traces without a window that fits the model`);
+    }
+  }
+  t.true(traces >= 4, `expected the traces of notebooks 02, 03 and 06, found ${traces}`);
+});
+
 for (const f of sources) {
-  test(`${f}: executed without errors, every figure has Vega-Lite + SVG`, (t) => {
+  test(`${f}: executed without errors, execution counts, every figure has Vega-Lite + SVG within ${MAX_FIGURE_WIDTH} px`, (t) => {
     const executed = join(EXECUTED_DIR, f);
     if (!existsSync(executed)) {
       t.fail(`${executed} is missing: run \`npm run build && scripts/run-notebooks.sh\` first (it executes notebooks/ into build/notebooks/)`);
@@ -65,10 +80,13 @@ for (const f of sources) {
     const source = read(join(SOURCE_DIR, f));
     t.is(nb.cells.length, source.cells.length, 'executed copy does not match the source notebook');
     let figures = 0;
+    let lastCount = 0;
     for (const [i, c] of nb.cells.entries()) {
       if (c.cell_type !== 'code') continue;
       t.is(joined(c.source), joined(source.cells[i]!.source), `cell ${i} differs from notebooks/${f}`);
-      // (No execution_count check: tslab sends no execute_input, so nbclient leaves execution counts null.)
+      // In [n]: the kernel sends execute_input, so nbclient records increasing execution counts.
+      t.true(typeof c.execution_count === 'number' && c.execution_count > lastCount, `cell ${i}: execution_count ${c.execution_count} (previous ${lastCount})`);
+      lastCount = c.execution_count ?? lastCount;
       for (const o of c.outputs ?? []) {
         t.not(o.output_type, 'error', `cell ${i} raised ${o.ename}: ${o.evalue}`);
         const data = o.data ?? {};
@@ -81,6 +99,8 @@ for (const f of sources) {
         const svg = joined(data[SVG] as string | string[]);
         t.regex(svg, /^<svg[\s\S]*<\/svg>\s*$/, `cell ${i}: invalid SVG`);
         t.regex(svg, /class="mark-/, `cell ${i}: the SVG has no marks`);
+        const { width } = svgSize(svg);
+        t.true(width <= MAX_FIGURE_WIDTH, `cell ${i}: figure ${Math.round(width)} px wide (limit ${MAX_FIGURE_WIDTH}: JupyterLab's output area)`);
         t.true('text/plain' in data, `cell ${i}: figures also need text/plain`);
       }
     }

@@ -1,34 +1,35 @@
 /**
  * `rome-ts kernel install|uninstall`: registers the rome-ts Jupyter kernel (kernel spec "rome-ts", display name
- * "TypeScript (rome-ts)"), whose argv runs this package's dist/kernel/launcher.js with the current Node, and writes
- * the declaration package that types the kernel's globals for tslab's cell type-checker.
+ * "TypeScript (rome-ts)"), whose argv runs this package's dist/kernel/launcher.js with the current Node. The
+ * kernel types its globals and `rome-ts` imports itself, from whatever directory it starts in
+ * (kernel/typedGlobals.ts), so nothing is written into node_modules.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { homedir, tmpdir } from 'node:os';
-import { dirname, join, relative, resolve, sep } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /** The kernel spec name (the directory name under jupyter/kernels). */
 export const KERNEL_NAME = 'rome-ts';
 /** What Jupyter shows in its kernel menu. */
 export const KERNEL_DISPLAY_NAME = 'TypeScript (rome-ts)';
-/** The generated declaration package that types the kernel globals. */
-export const GLOBALS_TYPES_PACKAGE = '@types/rome-ts-kernel-globals';
+/** Where rome-ts versions before the in-memory typings wrote the globals' declarations (removed on sight). */
+export const LEGACY_GLOBALS_TYPES_PACKAGE = '@types/rome-ts-kernel-globals';
 
 const USAGE = `usage:
   rome-ts kernel install [--user | --sys-prefix | --prefix DIR] [--python PATH] [--dev]
   rome-ts kernel uninstall [--user | --sys-prefix | --prefix DIR] [--python PATH]
 
-install    registers the Jupyter kernel "${KERNEL_NAME}" (${KERNEL_DISPLAY_NAME}) and writes the typings of its
-           globals (model, tokenizer, romets, plot, display, tf). Run \`npm run build\` first. Idempotent.
+install    registers the Jupyter kernel "${KERNEL_NAME}" (${KERNEL_DISPLAY_NAME}); its cells get the typed globals
+           model, tokenizer, romets, plot, display, tf in any directory. Run \`npm run build\` first. Idempotent.
            --user (default): per-user kernels dir; --sys-prefix: the Python environment's; --prefix DIR: DIR/share.
            --python: the Python whose jupyter_client registers the spec (default /usr/bin/python3 when it has
            jupyter_client, else python3; without any, the spec is written into the per-user kernels dir directly).
            --dev: run the kernel from the TypeScript sources through tsx (for rome-ts development).
 uninstall  removes the "${KERNEL_NAME}" kernel spec from the given location, or every one Jupyter finds when no
-           location is given, and the generated typings.`;
+           location is given.`;
 
 /** Parsed `kernel` arguments. */
 interface KernelArgs {
@@ -150,38 +151,27 @@ function dependencyNodeModules(root: string): string {
   return dirname(dirname(req.resolve('tslab/package.json')));
 }
 
-function importPath(fromDir: string, file: string): string {
-  const rel = relative(fromDir, file).split(sep).join('/');
-  return rel.startsWith('.') ? rel : `./${rel}`;
-}
-
-/** Write the declaration package typing the kernel globals; returns its directory. */
-function writeGlobalsTypes(root: string, nodeModules: string): string {
-  const dir = join(nodeModules, ...GLOBALS_TYPES_PACKAGE.split('/'));
-  mkdirSync(dir, { recursive: true });
-  const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
-  const template = (name: string): string => readFileSync(join(root, 'types', 'rome-ts-kernel-globals', name), 'utf8');
-  const dts = template('index.d.ts.template')
-    .replaceAll('@@ROMETS@@', importPath(dir, join(root, 'dist', 'lib', 'index.js')))
-    .replaceAll('@@DISPLAY@@', importPath(dir, join(root, 'dist', 'lib', 'display', 'index.js')));
-  writeFileSync(join(dir, 'index.d.ts'), dts);
-  writeFileSync(join(dir, 'package.json'), template('package.json.template').replaceAll('@@VERSION@@', version));
-  return dir;
-}
-
 /**
- * In a checkout (not an installed dependency), link node_modules/rome-ts -> the checkout so that
- * `import ... from 'rome-ts'` type-checks in notebooks under it (tslab resolves modules the Node10 way, which
- * ignores package self-references; Node itself resolves the self-reference at run time either way).
+ * Remove what older `kernel install`s of THIS rome-ts wrote into its node_modules: the globals' typings (now
+ * served in memory; a stale copy would declare the globals twice) and the node_modules/rome-ts self-link. Copies
+ * written for another checkout sharing the node_modules are left alone (they are that checkout's to remove).
  */
-function ensureSelfLink(root: string, nodeModules: string): { link: string; created: boolean } | null {
-  if (root.split(sep).includes('node_modules')) return null;
-  const link = join(nodeModules, 'rome-ts');
-  if (existsSync(link) || isSymlink(link)) {
-    return isSymlink(link) && realpathSafe(link) === realpathSafe(root) ? { link, created: false } : null;
+function removeLegacyFiles(root: string, nodeModules: string): string[] {
+  const removed: string[] = [];
+  const typesDir = join(nodeModules, ...LEGACY_GLOBALS_TYPES_PACKAGE.split('/'));
+  const dts = join(typesDir, 'index.d.ts');
+  // The old index.d.ts imported this package's declarations by a path relative to itself.
+  const target = existsSync(dts) ? /import\('([^']+)'\)/.exec(readFileSync(dts, 'utf8'))?.[1] : undefined;
+  if (target && realpathSafe(resolve(typesDir, target)) === realpathSafe(join(root, 'dist', 'lib', 'index.js'))) {
+    rmSync(typesDir, { recursive: true, force: true });
+    removed.push(typesDir);
   }
-  symlinkSync(relative(nodeModules, root) || '.', link, 'dir');
-  return { link, created: true };
+  const link = join(nodeModules, 'rome-ts');
+  if (isSymlink(link) && realpathSafe(link) === realpathSafe(root)) {
+    rmSync(link);
+    removed.push(link);
+  }
+  return removed;
 }
 
 function isSymlink(p: string): boolean {
@@ -245,10 +235,7 @@ function install(a: KernelArgs): number {
   } finally {
     rmSync(src, { recursive: true, force: true });
   }
-  const nodeModules = dependencyNodeModules(root);
-  console.log(`Wrote the typings of the kernel globals to ${writeGlobalsTypes(root, nodeModules)}`);
-  const link = ensureSelfLink(root, nodeModules);
-  if (link?.created) console.log(`Linked ${link.link} -> ${root} (for \`import ... from 'rome-ts'\` in notebooks)`);
+  for (const p of removeLegacyFiles(root, dependencyNodeModules(root))) console.log(`Removed ${p} (left by an older rome-ts kernel install)`);
   return 0;
 }
 
@@ -275,10 +262,7 @@ function uninstall(a: KernelArgs): number {
     }
   }
   console.log(removed.length ? `Removed kernel spec "${KERNEL_NAME}" from ${removed.join(', ')}` : `No kernel spec "${KERNEL_NAME}" was installed`);
-  const nodeModules = dependencyNodeModules(root);
-  rmSync(join(nodeModules, ...GLOBALS_TYPES_PACKAGE.split('/')), { recursive: true, force: true });
-  const link = join(nodeModules, 'rome-ts');
-  if (isSymlink(link) && realpathSafe(link) === realpathSafe(root)) rmSync(link);
+  removeLegacyFiles(root, dependencyNodeModules(root));
   return 0;
 }
 

@@ -4,6 +4,7 @@ import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { logLine } from '../log.js';
 
 /** Base URL where the ROME authors publish their evaluation datasets. */
 export const ROME_DSETS_URL = 'https://rome.baulab.info/data/dsets/';
@@ -162,7 +163,7 @@ export async function requireDataFile(relPath: string, opts: RequireDataFileOpti
 }
 
 async function download(url: string, target: string, opts: RequireDataFileOptions): Promise<string> {
-  const log = opts.log ?? ((m: string) => process.stderr.write(m + '\n'));
+  const log = opts.log ?? logLine;
   const doFetch: FetchLike = opts.fetch ?? ((u: string) => fetch(u));
   log(`rome-ts: downloading ${url} -> ${target}`);
   const res = await doFetch(url);

@@ -30,9 +30,12 @@ export interface FigureOptions {
 let figureCounter = 0;
 
 function describeSpec(spec: VegaLiteSpec): string {
-  const title = typeof spec.title === 'string' ? ` "${spec.title}"` : '';
+  const t = spec.title;
+  const titleText = typeof t === 'string' ? t : t && typeof t === 'object' && !Array.isArray(t) && typeof t.text === 'string' ? t.text : null;
+  const title = titleText !== null ? ` "${titleText}"` : '';
   const mark = typeof spec.mark === 'string' ? spec.mark : (spec.mark as { type?: unknown } | undefined)?.type;
-  const kind = Array.isArray(spec.layer) ? `${spec.layer.length} layers` : typeof mark === 'string' ? `${mark} chart` : 'chart';
+  const panels = Array.isArray(spec.hconcat) ? spec.hconcat.length : Array.isArray(spec.vconcat) ? spec.vconcat.length : 0;
+  const kind = panels ? `${panels} panels` : Array.isArray(spec.layer) ? `${spec.layer.length} layers` : typeof mark === 'string' ? `${mark} chart` : 'chart';
   const values = (spec.data as { values?: unknown } | undefined)?.values;
   const n = Array.isArray(values) ? `, ${values.length} data points` : '';
   return `<Vega-Lite figure${title}: ${kind}${n}>`;

@@ -38,6 +38,16 @@ export interface LineOptions {
   points?: boolean;
 }
 
+/** Options of `plot.groupedBar`. */
+export interface GroupedBarOptions {
+  title?: string;
+  xTitle?: string;
+  yTitle?: string;
+  /** Width of one category's group of bars in px (default: 20 per series, at least 40). */
+  groupWidth?: number;
+  height?: number;
+}
+
 /** Options of `plot.bar`. */
 export interface BarOptions {
   title?: string;
@@ -51,6 +61,15 @@ export interface BarOptions {
 function checkFinite(v: number, where: string): number | null {
   if (typeof v !== 'number') throw new TypeError(`${where}: expected a number, got ${typeof v}`);
   return Number.isFinite(v) ? v : null; // NaN/Infinity are not JSON; Vega-Lite treats null as missing
+}
+
+/**
+ * A token as an axis label: leading/trailing spaces shown as ␣ (GPT-2 tokens often start with one, and a bare
+ * space is invisible), control characters escaped, no quotes.
+ */
+export function tokenLabel(token: string): string {
+  const escaped = JSON.stringify(token).slice(1, -1).replace(/\\"/g, '"');
+  return escaped.replace(/^ +| +$/g, (m) => '␣'.repeat(m.length));
 }
 
 /** A Vega expression mapping an index to its label: lets duplicate labels (repeated tokens) keep their own cell. */
@@ -157,7 +176,11 @@ export function line(series: readonly number[] | Readonly<Record<string, readonl
     ],
   };
   if (named.length > 1) {
-    encoding.color = { field: 'series', type: 'nominal', title: null, sort: named.map(([k]) => k), legend: { labelLimit: 320 } };
+    const order = named.map(([k]) => k);
+    encoding.color = { field: 'series', type: 'nominal', title: null, sort: order, legend: { labelLimit: 320 } };
+    // Series that coincide (v* loss = nll while kl is 0) would hide one another: dashes keep each visible.
+    // (No legend of its own: Vega-Lite would draw a second, colourless one beside the colour legend.)
+    encoding.strokeDash = { field: 'series', type: 'nominal', title: null, sort: order, legend: null };
   }
   const spec: VegaLiteSpec = {
     $schema: VEGA_LITE_SCHEMA,
@@ -192,6 +215,43 @@ export function bar(labels: readonly string[], values: readonly number[], opts: 
       x: { field: 'value', type: 'quantitative', title: opts.xTitle ?? 'value' },
       tooltip: [
         { field: 'label', type: 'nominal' },
+        { field: 'value', type: 'quantitative', format: '.4g' },
+      ],
+    },
+  };
+  if (opts.title !== undefined) spec.title = opts.title;
+  return spec;
+}
+
+/**
+ * Grouped bar chart spec for categorical data: one group per label (in input order), one bar per series within
+ * it, e.g. methods x metrics. `series` maps series name -> one value per label.
+ */
+export function groupedBar(labels: readonly string[], series: Readonly<Record<string, readonly number[]>>, opts: GroupedBarOptions = {}): VegaLiteSpec {
+  const named = Object.entries(series);
+  if (named.length === 0) throw new Error('plot.groupedBar: no series');
+  for (const [name, vs] of named) {
+    if (vs.length !== labels.length) throw new Error(`plot.groupedBar: series "${name}" has ${vs.length} values for ${labels.length} labels`);
+  }
+  const data: JsonValue[] = [];
+  for (const [name, vs] of named) {
+    vs.forEach((v, i) => data.push({ i, category: String(labels[i]), series: name, value: checkFinite(v, `plot.groupedBar ${name}[${i}]`) }));
+  }
+  const order = named.map(([k]) => k);
+  const spec: VegaLiteSpec = {
+    $schema: VEGA_LITE_SCHEMA,
+    data: { values: data },
+    width: { step: opts.groupWidth ?? Math.max(40, 20 * named.length), for: 'position' },
+    height: opts.height ?? 220,
+    mark: { type: 'bar' },
+    encoding: {
+      x: { field: 'i', type: 'ordinal', title: opts.xTitle ?? null, axis: { labelExpr: labelExpr(labels), labelAngle: 0 } },
+      xOffset: { field: 'series', type: 'nominal', sort: order },
+      y: { field: 'value', type: 'quantitative', title: opts.yTitle ?? 'value' },
+      color: { field: 'series', type: 'nominal', title: null, sort: order },
+      tooltip: [
+        { field: 'category', type: 'nominal' },
+        { field: 'series', type: 'nominal' },
         { field: 'value', type: 'quantitative', format: '.4g' },
       ],
     },

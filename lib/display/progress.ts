@@ -36,6 +36,8 @@ export interface Progress {
 }
 
 const BAR_WIDTH = 30;
+/** Label column width in characters (text and HTML), so stacked bars line up. */
+const LABEL_CH = 14;
 
 function escapeHtml(s: string): string {
   return s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
@@ -45,6 +47,7 @@ function escapeHtml(s: string): string {
 export function formatProgress(label: string, done: number, total: number | undefined, message: string | undefined, elapsedMs: number): string {
   const secs = (elapsedMs / 1000).toFixed(1);
   const note = message ? `  ${message}` : '';
+  label = label.padEnd(LABEL_CH - 1);
   if (total && total > 0) {
     const frac = Math.min(1, Math.max(0, done / total));
     const filled = Math.round(frac * BAR_WIDTH);
@@ -75,10 +78,11 @@ export function createProgress(opts: ProgressOptions = {}): Progress {
     const text = formatProgress(label, current, total, note, now - start);
     if (writer) {
       const pct = total && total > 0 ? Math.min(100, (100 * current) / total) : null;
+      // A fixed-width label column, so several bars in a cell line up whatever their labels.
       const html =
-        `<div><code>${escapeHtml(label)}</code> ` +
+        `<div style="white-space:nowrap"><code style="display:inline-block;min-width:${LABEL_CH}ch">${escapeHtml(label)}</code> ` +
         (pct === null ? '' : `<progress value="${pct.toFixed(1)}" max="100" style="width:20em"></progress> `) +
-        `<code>${escapeHtml(text.slice(label.length + 1))}</code></div>`;
+        `<code>${escapeHtml(text.slice(label.padEnd(LABEL_CH - 1).length + 1))}</code></div>`;
       writer({ data: { 'text/plain': text, 'text/html': html }, metadata: {}, transient: { display_id: displayId } }, sentOnce);
     } else {
       // Plain Node: a line per 10% (or per forced update) on stderr, so logs stay short.

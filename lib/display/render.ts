@@ -22,3 +22,15 @@ export async function renderVegaLiteSvg(spec: VegaLiteSpec): Promise<string> {
     view.finalize();
   }
 }
+
+/** Width and height (px) declared on the root element of an SVG document from `renderVegaLiteSvg`. */
+export function svgSize(svg: string): { width: number; height: number } {
+  const root = /<svg\b[^>]*>/.exec(svg)?.[0];
+  if (!root) throw new Error('svgSize: no <svg> element');
+  const attr = (name: string): number => {
+    const m = new RegExp(`\\s${name}="([\\d.]+)`).exec(root);
+    if (!m) throw new Error(`svgSize: the <svg> element has no ${name}`);
+    return Number(m[1]);
+  };
+  return { width: attr('width'), height: attr('height') };
+}

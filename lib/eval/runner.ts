@@ -13,6 +13,7 @@ import { evalCounterFactCase, type CounterFactEval, type GenerationOptions } fro
 import { makeEditor, type MethodHparams, type MethodName } from './methods.js';
 import { evalZsreCase, type ZsreEval } from './zsre.js';
 import { weightsHash } from '../rome/identity.js';
+import { logLine } from '../log.js';
 
 /** One case's result file. */
 export interface CaseResult<E> {
@@ -182,7 +183,7 @@ async function runCases<R, E>(
       // One bad case (e.g. a prompt longer than a small model's context) must not stop a long run; it is recorded
       // next to the results, left out of summaries, and retried by the next run.
       writeJsonAtomic(path.join(opts.outDir, `case_${id}.error.json`), { caseId: id, error: (e as Error).message });
-      process.stderr.write(`case ${id}: ${(e as Error).message}\n`);
+      logLine(`case ${id}: ${(e as Error).message}`);
       opts.onCase?.(i + 1, mine.length, id, false);
       continue;
     }

@@ -2,6 +2,7 @@
  * Vega-Lite v5 specs for the paper's causal-tracing figures. Pure functions of result objects (no tensors), so
  * they work in notebooks (`display.vegaLite(spec)`), in the CLI (rendered to SVG), and on saved JSON.
  */
+import { tokenLabel } from '../display/plot.js';
 import { VEGA_LITE_SCHEMA, type JsonValue, type VegaLiteSpec } from '../display/spec.js';
 import type { AverageEffects, CurveStats } from './averageEffects.js';
 import type { CausalTraceResult } from './causalTrace.js';
@@ -18,7 +19,38 @@ const KIND_TITLE: Record<StateKind, string> = {
   mlp: 'Impact of restoring MLP after corrupted input',
   attn: 'Impact of restoring Attn after corrupted input',
 };
+const KIND_SHORT: Record<StateKind, string> = { hidden: 'hidden states', mlp: 'MLP', attn: 'attention' };
 const BUCKET_COLORS = ['#1f77b4', '#17becf', '#d62728', '#ff7f0e', '#8c564b', '#2ca02c'];
+
+/**
+ * Plot width (px) of one panel when three sit side by side: with the axis labels, legends below the panels and
+ * spacing, three panels stay within display/spec.ts's MAX_FIGURE_WIDTH (checked by test/figure-layout.test.ts).
+ */
+const PANEL_WIDTH = 180;
+
+/** Layer-axis values to label: every layer on shallow models, every 5th or 10th on deep ones (labels collide). */
+function layerTicks(nLayer: number): number[] | undefined {
+  if (nLayer <= 16) return undefined;
+  const every = nLayer <= 40 ? 5 : 10;
+  return Array.from({ length: Math.ceil(nLayer / every) }, (_, i) => i * every);
+}
+
+/** Axis settings of an ordinal layer axis. */
+function ordinalLayerAxis(nLayer: number): { [key: string]: JsonValue } {
+  const ticks = layerTicks(nLayer);
+  return { labelAngle: 0, ...(ticks ? { values: ticks } : {}) };
+}
+
+/** Legend whose swatches are opaque strokes, whatever the opacity of the marks (CI bands) it stands for. */
+const OPAQUE_LEGEND = { symbolOpacity: 1, symbolType: 'stroke', symbolStrokeWidth: 3, symbolFillColor: null } as const;
+
+/** Axis settings of a quantitative layer axis: integer ticks only (no 0.5 layers). */
+const INTEGER_AXIS = { tickMinStep: 1, format: 'd' } as const;
+
+/** A horizontal colour-gradient legend under a panel, as wide as the panel. */
+function bottomGradientLegend(width: number): { [key: string]: JsonValue } {
+  return { orient: 'bottom', direction: 'horizontal', gradientLength: Math.max(80, Math.min(width, 180)), titleLimit: width + 40 };
+}
 
 /** A Vega expression string literal (JSON escaping is valid in Vega expressions). */
 function lit(s: string): string {
@@ -34,8 +66,13 @@ function xAxisTitle(r: CausalTraceResult): string {
   return r.kind === 'hidden' || r.window === 1 ? 'single restored layer' : KIND_NAME[r.kind].replace('10', String(r.window));
 }
 
-function heatmapBody(r: CausalTraceResult): VegaLiteSpec {
+function answerLine(r: { answer: { token: string }; pStar: number; pLow: number }): string {
+  return `answer ${tokenLabel(r.answer.token)}: p* = ${r.pStar.toFixed(4)}, p_low = ${r.pLow.toFixed(4)}`;
+}
+
+function heatmapBody(r: CausalTraceResult, panel = false): VegaLiteSpec {
   const labels = tokenLabels(r.tokens, r.subjectRange);
+  const nLayer = r.scores[0]?.length ?? 1;
   const values: JsonValue[] = [];
   let max = r.pLow;
   r.scores.forEach((row, t) =>
@@ -45,20 +82,23 @@ function heatmapBody(r: CausalTraceResult): VegaLiteSpec {
     }),
   );
   const labelExpr = `[${labels.map(lit).join(',')}][datum.value]`;
+  // In a three-panel figure the panels share one title; each keeps a short one and its legend goes below.
+  const width = panel ? PANEL_WIDTH : Math.max(8, Math.min(24, Math.floor(360 / nLayer))) * nLayer;
   return {
-    title: { text: KIND_TITLE[r.kind], subtitle: `answer ${JSON.stringify(r.answer.token)}: p* = ${r.pStar.toFixed(4)}, p_low = ${r.pLow.toFixed(4)}` },
+    title: panel ? KIND_SHORT[r.kind] : { text: KIND_TITLE[r.kind], subtitle: answerLine(r) },
     data: { values },
     mark: { type: 'rect' },
-    width: { step: Math.max(8, Math.min(24, Math.floor(360 / Math.max(1, r.scores[0]?.length ?? 1)))) },
+    width,
     height: { step: 18 },
     encoding: {
-      x: { field: 'layer', type: 'ordinal', title: xAxisTitle(r), axis: { labelAngle: 0 } },
+      x: { field: 'layer', type: 'ordinal', title: panel ? xAxisTitle(r).replace('center of interval of', 'center of') : xAxisTitle(r), axis: ordinalLayerAxis(nLayer) },
       y: { field: 'row', type: 'ordinal', title: null, axis: { labelExpr, labelLimit: 200 } },
       color: {
         field: 'score',
         type: 'quantitative',
-        title: `p(${r.answer.token.trim() || r.answer.token})`,
+        title: `p(${tokenLabel(r.answer.token.trim() || r.answer.token)})`,
         scale: { scheme: KIND_SCHEME[r.kind], domain: [r.pLow, Math.max(max, r.pLow + 1e-9)], clamp: true },
+        ...(panel ? { legend: bottomGradientLegend(width) } : {}),
       },
       tooltip: [
         { field: 'token', title: 'token' },
@@ -81,10 +121,16 @@ export function traceHeatmapSpec(result: CausalTraceResult): VegaLiteSpec {
 export function tracePanelsSpec(results: readonly CausalTraceResult[]): VegaLiteSpec {
   if (results.length === 0) throw new Error('tracePanelsSpec: no results');
   const first = results[0];
+  const subtitle = [first.subject ? `subject: ${first.subject}` : '', answerLine(first)].filter(Boolean).join('; ');
   return {
     $schema: VEGA_LITE_SCHEMA,
-    title: { text: first.prompt ?? first.tokens.join(''), subtitle: first.subject ? `subject: ${first.subject}` : '' },
-    hconcat: results.map((r) => heatmapBody(r)),
+    title: { text: first.prompt ?? first.tokens.join(''), subtitle },
+    hconcat: results.map((r, i) => {
+      const body = heatmapBody(r, true);
+      // Token labels once, on the first panel: the rows are the same tokens in every panel.
+      if (i > 0) (body.encoding as { y: { [key: string]: JsonValue } }).y.axis = null;
+      return body;
+    }),
     resolve: { scale: { color: 'independent' } },
     config: { view: { stroke: null } },
   };
@@ -106,21 +152,31 @@ export function aieLineSpec(avg: AverageEffects, kind?: StateKind): VegaLiteSpec
         values.push({ bucket: b.label, layer, aie: m, lo: m - b.ci[layer], hi: m + b.ci[layer], n: b.count }),
       );
     }
-    const color = { field: 'bucket', type: 'nominal', title: null, sort: null, scale: { domain: avg.kinds[k]!.buckets.map((b) => b.label), range: BUCKET_COLORS } };
+    // Both layers carry the same legend definition (Vega-Lite merges them; a null on one layer would drop it), with
+    // opaque swatches so the band's translucency does not reach the legend.
+    const color = {
+      field: 'bucket',
+      type: 'nominal',
+      title: null,
+      sort: null,
+      scale: { domain: avg.kinds[k]!.buckets.map((b) => b.label), range: BUCKET_COLORS },
+      legend: OPAQUE_LEGEND,
+    };
+    const x = { field: 'layer', type: 'quantitative', scale: { domain: [0, avg.nLayer - 1], nice: false }, axis: INTEGER_AXIS };
     return {
-      title: `Average indirect effect of ${k === 'hidden' ? 'hidden states' : k === 'mlp' ? 'MLP' : 'attention'} (n = ${avg.nKnown})`,
+      title: k === 'hidden' ? KIND_SHORT[k] : `${KIND_SHORT[k]} (window ${avg.kinds[k]!.window})`,
       data: { values },
-      width: 300,
+      width: PANEL_WIDTH + 20,
       height: 200,
       layer: [
         {
           mark: { type: 'errorband', opacity: 0.2 },
-          encoding: { x: { field: 'layer', type: 'quantitative' }, y: { field: 'lo', type: 'quantitative', title: 'AIE' }, y2: { field: 'hi' }, color },
+          encoding: { x, y: { field: 'lo', type: 'quantitative', title: 'AIE' }, y2: { field: 'hi' }, color },
         },
         {
           mark: { type: 'line', point: true },
           encoding: {
-            x: { field: 'layer', type: 'quantitative', title: `layer (${k === 'hidden' ? 'single' : `window ${avg.kinds[k]!.window}`})` },
+            x: { ...x, title: 'layer' },
             y: { field: 'aie', type: 'quantitative' },
             color,
             tooltip: [
@@ -138,9 +194,13 @@ export function aieLineSpec(avg: AverageEffects, kind?: StateKind): VegaLiteSpec
   });
   return {
     $schema: VEGA_LITE_SCHEMA,
-    title: { text: 'Average indirect effects', subtitle: `ATE = ${avg.ate.toFixed(4)} (p* ${avg.meanPStar.toFixed(4)}, p_low ${avg.meanPLow.toFixed(4)}); ${avg.nSkipped} unknown facts skipped` },
+    title: {
+      text: `Average indirect effects over ${avg.nKnown} known facts (95% CI bands)`,
+      subtitle: `ATE = ${avg.ate.toFixed(4)} (p* ${avg.meanPStar.toFixed(4)}, p_low ${avg.meanPLow.toFixed(4)}); ${avg.nSkipped} unknown facts skipped`,
+    },
     hconcat: panels,
     resolve: { scale: { y: 'independent' } },
+    config: { legend: { orient: 'bottom', columns: 3, labelLimit: 0 } },
   };
 }
 
@@ -154,15 +214,16 @@ export function aieHeatmapSpec(avg: AverageEffects, kind?: StateKind): VegaLiteS
       );
     }
     return {
-      title: k === 'hidden' ? 'hidden states' : k === 'mlp' ? 'MLP' : 'attention',
+      title: KIND_SHORT[k],
       data: { values },
       mark: 'rect',
-      width: { step: 14 },
+      width: PANEL_WIDTH,
       height: { step: 20 },
       encoding: {
-        x: { field: 'layer', type: 'ordinal', axis: { labelAngle: 0 } },
-        y: { field: 'bucket', type: 'nominal', sort: avg.kinds[k]!.buckets.map((b) => b.label), title: null },
-        color: { field: 'aie', type: 'quantitative', title: 'AIE', scale: { scheme: KIND_SCHEME[k], domainMin: 0 } },
+        x: { field: 'layer', type: 'ordinal', axis: ordinalLayerAxis(avg.nLayer) },
+        // Bucket names once, on the first panel (same rows in every panel).
+        y: { field: 'bucket', type: 'nominal', sort: avg.kinds[k]!.buckets.map((b) => b.label), title: null, ...(k === kindsOf(avg, kind)[0] ? {} : { axis: null }) },
+        color: { field: 'aie', type: 'quantitative', title: 'AIE', scale: { scheme: KIND_SCHEME[k], domainMin: 0 }, legend: bottomGradientLegend(PANEL_WIDTH) },
         tooltip: [
           { field: 'bucket' },
           { field: 'layer' },
@@ -205,12 +266,20 @@ export function severedSpec(res: SeveredTraceResult | NonNullable<AverageEffects
   for (const s of series) {
     s.mean.forEach((m, layer) => values.push({ series: s.name, layer, effect: m, lo: m - (s.ci?.[layer] ?? 0), hi: m + (s.ci?.[layer] ?? 0) }));
   }
-  const color = { field: 'series', type: 'nominal', title: null, sort: null, scale: { domain: series.map((s) => s.name), range: series.map((s) => s.color) } };
+  const nLayer = series[0]!.mean.length;
+  const color = {
+    field: 'series',
+    type: 'nominal',
+    title: null,
+    sort: null,
+    scale: { domain: series.map((s) => s.name), range: series.map((s) => s.color) },
+    legend: { orient: 'bottom', columns: 3, labelLimit: 0 },
+  };
   const layers: JsonValue[] = [
     {
       mark: 'bar',
       encoding: {
-        x: { field: 'layer', type: 'ordinal', title: 'layer at which the single hidden state is restored', axis: { labelAngle: 0 } },
+        x: { field: 'layer', type: 'ordinal', title: 'layer at which the single hidden state is restored', axis: ordinalLayerAxis(nLayer) },
         xOffset: { field: 'series', sort: series.map((s) => s.name) },
         y: { field: 'effect', type: 'quantitative', title: n === null ? 'indirect effect' : 'average indirect effect' },
         color,
@@ -231,9 +300,10 @@ export function severedSpec(res: SeveredTraceResult | NonNullable<AverageEffects
   }
   return {
     $schema: VEGA_LITE_SCHEMA,
-    title: { text: 'Causal effect of a hidden state at the last subject token, with paths severed', subtitle: n === null ? '' : `mean over ${n} facts, 95% CI` },
+    title: { text: 'Effect of restoring h_l at the last subject token, with paths severed', subtitle: n === null ? '' : `mean over ${n} facts, 95% CI` },
     data: { values },
-    width: { step: 30 },
+    // Three bars per layer; deep models get narrower groups so the figure keeps within MAX_FIGURE_WIDTH.
+    width: { step: Math.max(12, Math.min(45, Math.floor(720 / Math.max(1, nLayer)))), for: 'position' },
     height: 220,
     layer: layers,
   };

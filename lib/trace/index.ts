@@ -39,6 +39,7 @@ export {
   type CurveStats,
 } from './averageEffects.js';
 export { loadTraceFacts } from './facts.js';
+export { traceClaims, fittingWindow, excludesZero, type TraceClaim, type Estimate } from './claims.js';
 export { embeddingNoiseLevel, embeddingStd, resolveNoiseLevel, knownFactSubjects, clearNoiseCache, type NoiseLevelOptions } from './noise.js';
 export {
   traceHeatmapSpec,

@@ -21,6 +21,7 @@ import { countParams, initWeights } from './init.js';
 import { AdamW, lrAt, type AdamWState } from './optimizer.js';
 import { WindowSampler, writeFileAtomic, type Batch, type SamplerCursor } from './data.js';
 import { startParallelGrads } from './dataParallel.js';
+import { logLine } from '../log.js';
 
 /** Metrics returned by an evaluator (e.g. { validLoss: 3.2, factAccTrained: 0.8 }). */
 export type Metrics = Record<string, number>;
@@ -271,7 +272,7 @@ function fmtMetrics(m: Metrics): string {
 
 /** Trains (or resumes training of) a GPT-2; see TrainOptions and the module comment. */
 export async function train(o: TrainOptions): Promise<TrainResult> {
-  const log = o.log ?? ((line: string) => void process.stderr.write(`${line}\n`));
+  const log = o.log ?? logLine;
   for (const k of ['steps', 'batch', 'seqLen'] as const) {
     if (!Number.isInteger(o[k]) || o[k] <= 0) throw new Error(`train: ${k} must be a positive integer, got ${o[k]}`);
   }
