@@ -1,5 +1,5 @@
 /**
- * FT and FT+L baselines: fine-tune one layer's MLP output projection (h.{l}.mlp.c_proj.weight) on the edit
+ * FT and FT+L baselines: fine-tune one layer's MLP output projection (GPT-2 h.{l}.mlp.c_proj.weight; NeoX dense_4h_to_h, LLaMA down_proj, GPT-J fc_out) on the edit
  * prompt → new target with Adam, teacher forcing over every target token (the official code scores all target
  * tokens at one position; we do not copy that quirk). FT+L clamps every weight to [w₀ − ε, w₀ + ε] after each
  * step (an L∞ ball around the original weights).
@@ -41,7 +41,7 @@ export function loadFtHparams(name: string): FtHparams {
 export async function ftEdit(model: GPT2Model, request: EditRequest, hparams: Partial<FtHparams> = {}): Promise<EditHandle> {
   const hp: FtHparams = { ...FT_DEFAULTS, layer: Math.floor(model.config.nLayer / 2), ...hparams };
   const req: EditRequest = { ...request, target: spacedTarget(request.target) };
-  const name = mlpProjParams(hp.layer).weight;
+  const name = mlpProjParams(hp.layer, model.config).weight;
   const w = model.getParam(name);
   const snap = model.snapshotParam(name);
   const batch = prepareTargetBatch(model, fillPrompt(req.prompt, req.subject), req.target, hp.layer);

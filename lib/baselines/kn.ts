@@ -18,6 +18,7 @@ import type { GPT2Model } from '../model/model.js';
 import { commitEdit, float32ToBase64 } from '../rome/edits.js';
 import { readHparamsFile } from '../rome/hparams.js';
 import { mlpProjParams } from '../rome/rankOneUpdate.js';
+import { headParam } from '../model/family.js';
 import { encodeText } from '../rome/tokens.js';
 import { fillPrompt, spacedTarget, type EditHandle, type EditRequest, type ParamUpdate } from '../rome/types.js';
 
@@ -120,7 +121,7 @@ export async function knEdit(model: GPT2Model, request: EditRequest, hparams: Pa
   neurons = neurons.slice(0, hp.maxNeurons);
   const top = model.topTokens(prompt, 1)[0];
   const newTok = encodeText(model, req.target)[0];
-  const emb = model.getParam(model.config.tieWordEmbeddings ? 'wte.weight' : 'lm_head.weight');
+  const emb = model.getParam(headParam(model.config));
   const d = model.config.nEmbd;
   const rowsOf = (id: number) => tf.tidy(() => tf.reshape(tf.slice(emb, [id, 0], [1, d]), [d]).dataSync() as Float32Array);
   const eOld = rowsOf(top.id);
@@ -129,7 +130,7 @@ export async function knEdit(model: GPT2Model, request: EditRequest, hparams: Pa
   for (let l = 0; l < model.config.nLayer; l++) {
     const rows = neurons.filter((n) => n.layer === l).map((n) => n.neuron).sort((x, y) => x - y);
     if (rows.length === 0) continue;
-    const name = mlpProjParams(l).weight;
+    const name = mlpProjParams(l, model.config).weight;
     const w = model.getParam(name).dataSync() as Float32Array;
     const vals = new Float32Array(rows.length * d);
     rows.forEach((r, k) => {

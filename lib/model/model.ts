@@ -93,7 +93,7 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-/** A GPT-2 family model with hookable states. */
+/** A model of any supported family (GPT-2, GPT-NeoX, LLaMA-style, GPT-J) with hookable states. */
 export class GPT2Model {
   readonly name: string;
   readonly config: GPT2Config;
@@ -109,7 +109,7 @@ export class GPT2Model {
 
   /** Every hook-point name of this model, in execution order. */
   hookNames(opts: { patterns?: boolean } = {}): string[] {
-    return hookNames(this.config.nLayer, opts);
+    return hookNames(this.config.nLayer, { ...opts, posEmbed: !this.config.arch });
   }
 
   /** Token ids of a text (no BOS added, like GPT-2). */
@@ -186,6 +186,9 @@ export class GPT2Model {
     const hooks: Record<string, HookFn[]> = {};
     const add = (name: string, fn: HookFn) => {
       checkHookName(name, this.config.nLayer);
+      if (name === 'pos_embed' && this.config.arch) {
+        throw new Error(`hook point "pos_embed" does not exist in a ${this.config.modelType} model (rotary positions)`);
+      }
       (hooks[name] ??= []).push(fn);
     };
     for (const [name, h] of Object.entries(opts.hooks ?? {})) {

@@ -70,7 +70,7 @@ export async function edit(model: GPT2Model, request: EditRequest, hparams: Part
     layer: hp.layer,
     request: req,
     losses: value.losses,
-    updates: [{ kind: 'rank-one', param: mlpProjParams(hp.layer).weight, u: Array.from(r1.u), v: Array.from(r1.v) }],
+    updates: [{ kind: 'rank-one', param: mlpProjParams(hp.layer, model.config).weight, u: Array.from(r1.u), v: Array.from(r1.v) }],
     info: {
       hparams: hp,
       solver: solver.kind,

@@ -272,7 +272,8 @@ export class TraceSession {
       idsCorrupt.dispose();
       outCorrupt.hidden.dispose();
       kv = outCorrupt.present;
-      corruptStates.set('input.0', tf.add(tokEmb!, posEmb!) as tf.Tensor3D);
+      // Rotary families have no position embedding: their block-0 input is the (noised) token embedding.
+      corruptStates.set('input.0', (posEmb ? tf.add(tokEmb!, posEmb) : tf.clone(tokEmb!)) as tf.Tensor3D);
       (tokEmb as tf.Tensor | null)?.dispose();
       (posEmb as tf.Tensor | null)?.dispose();
       for (let l = 1; l <= L; l++) corruptStates.set(`input.${l}`, corruptStates.get(stateHook('hidden', l - 1))!);
