@@ -363,6 +363,9 @@ export async function writeCheckpoint(
   opts: WriteCheckpointOptions = {},
 ): Promise<void> {
   const abs = path.resolve(dir);
+  if (config.arch) {
+    throw new CheckpointError(abs, `writing ${config.modelType} checkpoints is not supported (GPT-2 only); edits of other families are saved as edit JSON`);
+  }
   const valid = validateWeights(abs, config, weights);
   const head = valid.get(LM_HEAD);
   if (config.tieWordEmbeddings) {
