@@ -144,3 +144,30 @@ for (const family of TINY_FAMILIES) {
     t.is(tf.memory().numTensors, n0);
   });
 }
+
+test.serial('LLaMA with a SentencePiece-style tokenizer: <s> first, targets as continuations, trace and ROME line up', async (t) => {
+  const model = await tinyFamilyModel('llama', { metaspace: true });
+  const tok = model.tokenizer!;
+  const prompt = 'The Eiffel Tower is located in the city of';
+  const ids = model.encode(prompt);
+  t.is(ids[0], tok.bosId!, 'the tokenizer template adds <s>');
+  t.deepEqual(tok.tokenRange(prompt, 'Eiffel Tower'), { start: 2, end: 4 });
+  // " Paris" after a prompt is the single piece "▁Paris", as in encode("... Paris").
+  const whole = model.encode(`${prompt} Paris`);
+  t.deepEqual(model.encodeContinuation(' Paris'), whole.slice(-1));
+  const [score] = model.scoreTargets([{ prompt, target: ' Paris' }]);
+  t.deepEqual(score!.targetIds, whole.slice(-1));
+  const r = await tracePrompt(model, { prompt, subject: 'Eiffel Tower', noise: 3, samples: 2, kinds: ['hidden'] });
+  t.deepEqual(r.subjectRange, { start: 2, end: 4 });
+  t.is(r.results.hidden!.scores.length, ids.length);
+  const h = await edit(model, { prompt: '{} is located in the city of', subject: 'The Eiffel Tower', target: 'Paris' }, { layer: 0, vNumGradSteps: 8 }, { solver: identitySolver(model.config.nInner), templates: ['{}'] });
+  t.deepEqual(h.info.targetIds, whole.slice(-1));
+  // v* was optimised on "<s> The Eiffel Tower is located in the city of" → "▁Paris"; the layer now maps k* to it.
+  t.true(h.losses[h.losses.length - 1]!.loss < h.losses[0]!.loss - 1, 'the v* optimisation lowered its loss');
+  const { kStar } = computeKey(model, 0, { prompt: '{} is located in the city of', subject: 'The Eiffel Tower', target: ' Paris' }, ['{}']);
+  const p = mlpProjParams(0, model.config);
+  const out = projectKey(model.getParam(p.weight).dataSync() as Float32Array, new Float32Array(model.config.nEmbd), kStar, model.config.nInner, model.config.nEmbd);
+  const vStar = h.info.vStar as number[];
+  t.true(norm(Array.from(out, (x, j) => x - vStar[j]!)) / norm(vStar) < 1e-4);
+  h.restore();
+});

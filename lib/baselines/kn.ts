@@ -19,7 +19,7 @@ import { commitEdit, float32ToBase64 } from '../rome/edits.js';
 import { readHparamsFile } from '../rome/hparams.js';
 import { mlpProjParams } from '../rome/rankOneUpdate.js';
 import { headParam } from '../model/family.js';
-import { encodeText } from '../rome/tokens.js';
+import { encodeTarget, encodeText } from '../rome/tokens.js';
 import { fillPrompt, spacedTarget, type EditHandle, type EditRequest, type ParamUpdate } from '../rome/types.js';
 
 /** KN hyperparameters (official names in comments). */
@@ -49,7 +49,7 @@ export function loadKnHparams(name: string): KnHparams {
 export function knAttribution(model: GPT2Model, prompt: string, answer: string, steps = KN_DEFAULTS.steps): Float64Array[] {
   const { nLayer, nInner } = model.config;
   const p = encodeText(model, prompt);
-  const a = encodeText(model, answer);
+  const a = encodeTarget(model, answer);
   const scores = Array.from({ length: nLayer }, () => new Float64Array(nInner));
   const alphas = tf.tensor2d(Array.from({ length: steps }, (_, i) => (steps === 1 ? 1 : i / (steps - 1))), [steps, 1]);
   try {
@@ -120,7 +120,7 @@ export async function knEdit(model: GPT2Model, request: EditRequest, hparams: Pa
   neurons.sort((x, y) => y.score - x.score);
   neurons = neurons.slice(0, hp.maxNeurons);
   const top = model.topTokens(prompt, 1)[0];
-  const newTok = encodeText(model, req.target)[0];
+  const newTok = encodeTarget(model, req.target)[0];
   const emb = model.getParam(headParam(model.config));
   const d = model.config.nEmbd;
   const rowsOf = (id: number) => tf.tidy(() => tf.reshape(tf.slice(emb, [id, 0], [1, d]), [d]).dataSync() as Float32Array);

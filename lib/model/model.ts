@@ -112,9 +112,17 @@ export class GPT2Model {
     return hookNames(this.config.nLayer, { ...opts, posEmbed: !this.config.arch });
   }
 
-  /** Token ids of a text (no BOS added, like GPT-2). */
+  /** Token ids of a text (a BOS only when the tokenizer adds one, as LLaMA's does; none for GPT-2). */
   encode(text: string): number[] {
     return this.requireTokenizer().encode(text).ids;
+  }
+
+  /**
+   * Token ids of a text that continues earlier text (a target or answer): no BOS, and a leading space joins the
+   * first piece for SentencePiece-style tokenizers. Equal to encode(text) for GPT-2.
+   */
+  encodeContinuation(text: string): number[] {
+    return this.requireTokenizer().encodeContinuation(text);
   }
 
   /** Text of token ids. */
@@ -287,7 +295,7 @@ export class GPT2Model {
       const chunk = pairs.slice(i0, i0 + bs);
       const enc = chunk.map((p) => {
         const pi = tok.encode(p.prompt).ids;
-        const ti = tok.encode(p.target).ids;
+        const ti = tok.encodeContinuation(p.target);
         if (pi.length === 0) throw new Error(`scoreTargets: empty prompt`);
         if (ti.length === 0) throw new Error(`scoreTargets: target "${p.target}" has no tokens`);
         return { pi, ti };

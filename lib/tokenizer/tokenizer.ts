@@ -20,7 +20,7 @@ export interface Encoding {
 
 /** Options for encode / encodeBatch / tokenRange. */
 export interface EncodeOptions {
-  /** Prepend bosId (offsets [0, 0]); GPT-2 itself adds nothing. Throws if the tokenizer has no BOS. */
+  /** Prepend bosId (offsets [0, 0]); default `addsBos` (GPT-2 adds nothing, LLaMA adds <s>). Throws without a BOS. */
   addBos?: boolean;
 }
 
@@ -66,6 +66,7 @@ interface XenovaTokenizer {
 }
 
 interface JsonShape {
+  post_processor?: { type?: unknown; single?: unknown } | null;
   normalizer?: { type?: unknown; normalizers?: unknown } | null;
   pre_tokenizer?: { type?: unknown; add_prefix_space?: unknown; pretokenizers?: unknown; replacement?: unknown } | null;
   decoder?: { type?: unknown } | null;
@@ -81,6 +82,15 @@ const BYTE_TOKEN = /^<0x([0-9A-Fa-f]{2})>$/;
 
 function typeOf(x: unknown): unknown {
   return typeof x === 'object' && x !== null ? (x as { type?: unknown }).type : undefined;
+}
+
+/** The special token a TemplateProcessing post-processor puts before a single text, if any. */
+function templateBosToken(j: JsonShape): string | null {
+  const pp = j.post_processor;
+  if (typeOf(pp) !== 'TemplateProcessing' || !Array.isArray(pp!.single)) return null;
+  const first = pp!.single[0] as { SpecialToken?: { id?: unknown } } | undefined;
+  const tokenId = first?.SpecialToken?.id;
+  return typeof tokenId === 'string' ? tokenId : null;
 }
 
 /** Classifies a tokenizer.json (throwing for kinds whose offsets cannot be computed); `nfc` when NFC-normalized. */
@@ -131,13 +141,18 @@ export class Tokenizer {
 
   /** 'byte-level' (GPT-2, NeoX, GPT-J, Qwen2) or 'metaspace' (SentencePiece-style: LLaMA, Mistral). */
   readonly form: TokenForm;
+  /**
+   * Whether encode() starts every text with bosId by default: true when the tokenizer.json's post-processor
+   * template does (LLaMA, Mistral), as Hugging Face's tokenizer(text) does; false for GPT-2, NeoX, GPT-J, Qwen2.
+   */
+  readonly addsBos: boolean;
 
   private readonly inner: XenovaTokenizer;
   private readonly added: Map<number, XenovaAddedToken>;
   private readonly tokenBytes: Array<Uint8Array | null | undefined>;
   private readonly nfc: boolean;
 
-  private constructor(inner: XenovaTokenizer, form: TokenForm, nfc: boolean) {
+  private constructor(inner: XenovaTokenizer, form: TokenForm, nfc: boolean, bosToken: string | null) {
     this.inner = inner;
     this.form = form;
     this.nfc = nfc;
@@ -152,6 +167,9 @@ export class Tokenizer {
       this.eosId = id(EOT) ?? null;
       this.bosId = this.eosId;
     }
+    const templateBos = bosToken !== null ? id(bosToken) : undefined;
+    if (templateBos !== undefined) this.bosId = templateBos;
+    this.addsBos = templateBos !== undefined;
   }
 
   /** Loads a local tokenizer.json (byte-level BPE, NFC accepted, or Metaspace BPE); never touches the network. */
@@ -174,7 +192,7 @@ export class Tokenizer {
       copy['pre_tokenizer'] = { ...pre, prepend_scheme: scheme === 'never' ? 'never' : 'always', add_prefix_space: scheme !== 'never' };
     }
     const inner = new PreTrainedTokenizer(copy, config) as unknown as XenovaTokenizer;
-    return new Tokenizer(inner, form, nfc);
+    return new Tokenizer(inner, form, nfc, templateBosToken(j));
   }
 
   /** Builds a tokenizer from GPT-2-style files: vocab (encoder.json / vocab.json) and merges (vocab.bpe / merges.txt). */
@@ -200,13 +218,23 @@ export class Tokenizer {
     if (cache !== undefined && cache.size > MAX_BPE_CACHE) cache.clear();
     const tokens = ids.map((id) => this.idToToken(id));
     const offsets = this.computeOffsets(text, ids, tokens);
-    if (options.addBos) {
+    if (options.addBos ?? this.addsBos) {
       if (this.bosId === null) throw new Error('addBos: this tokenizer has no BOS token');
       ids.unshift(this.bosId);
       tokens.unshift(this.idToToken(this.bosId));
       offsets.unshift([0, 0]);
     }
     return { ids, tokens, offsets };
+  }
+
+  /**
+   * Ids of `text` as a continuation of earlier text (a target after a prompt): never a BOS, and for Metaspace
+   * tokenizers a leading space is carried by the first piece's '▁' (" Paris" → ["▁Paris"], not ["▁", "▁Paris"]).
+   * Byte-level tokenizers: the same ids as encode(text) without BOS.
+   */
+  encodeContinuation(text: string): number[] {
+    const body = this.form === 'metaspace' && text.startsWith(' ') ? text.slice(1) : text;
+    return this.encode(body, { addBos: false }).ids;
   }
 
   /** encode() for each text. */

@@ -244,7 +244,7 @@ export class TraceSession {
           throw new Error(`causal trace: answer id ${answerId} out of range [0, ${cfg.vocabSize})`);
         }
       } else {
-        const a = model.encode(opts.answer);
+        const a = model.encodeContinuation(opts.answer);
         if (a.length === 0) throw new Error(`causal trace: answer ${JSON.stringify(opts.answer)} has no tokens`);
         answerId = a[0];
       }

@@ -33,7 +33,7 @@ export function embeddingStd(model: GPT2Model, subjects: readonly string[]): num
   const hit = cache.get(key);
   if (hit !== undefined) return hit;
   const ids: number[] = [];
-  for (const s of subjects) ids.push(...model.encode(s));
+  for (const s of subjects) ids.push(...model.encodeContinuation(s));
   if (ids.length === 0) throw new Error('embeddingStd: the subjects have no tokens');
   const d = model.config.nEmbd;
   // Two-pass moments in float64 on the host: millions of float32 elements would lose digits in a float32 sum.

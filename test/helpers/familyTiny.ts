@@ -3,6 +3,8 @@
  * ROME and baseline tests on every family. Built from an HF-style config.json object through the same parser
  * loadModel uses.
  */
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { modelFromWeights } from '../../lib/loadModel.js';
 import { parseModelConfig } from '../../lib/io/familyConfig.js';
 import type { GPT2Model } from '../../lib/model/model.js';
@@ -29,14 +31,23 @@ function hfConfig(family: TinyFamily, V: number, eos: number): Record<string, un
   }
 }
 
-const cache = new Map<TinyFamily, Promise<GPT2Model>>();
+const cache = new Map<string, Promise<GPT2Model>>();
 
-/** The tiny model of a family (2 layers, d = 32), built once per test process; seed fixed. */
-export function tinyFamilyModel(family: TinyFamily): Promise<GPT2Model> {
-  let m = cache.get(family);
+/** The Metaspace / byte-fallback tokenizer fixture (LLaMA-style: adds <s>). */
+export const METASPACE_TOKENIZER = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'tokenizer-metaspace', 'tokenizer.json');
+
+/**
+ * The tiny model of a family (2 layers, d = 32), built once per test process; seed fixed. `metaspace` gives the
+ * model the SentencePiece-style tokenizer fixture instead of the byte-level one.
+ */
+export function tinyFamilyModel(family: TinyFamily, opts: { metaspace?: boolean } = {}): Promise<GPT2Model> {
+  const key = `${family}${opts.metaspace ? '+metaspace' : ''}`;
+  let m = cache.get(key);
   if (m) return m;
   m = (async () => {
-    const tok = Tokenizer.fromJSON(trainByteLevelTokenizerJson(TINY_SENTENCES, { vocabSize: 400 }));
+    const tok = opts.metaspace
+      ? await Tokenizer.fromFile(METASPACE_TOKENIZER)
+      : Tokenizer.fromJSON(trainByteLevelTokenizerJson(TINY_SENTENCES, { vocabSize: 400 }));
     const cfg = parseModelConfig(hfConfig(family, tok.vocabSize, tok.eosId ?? 0), `tiny-${family}/config.json`);
     const rng = createRng(4321);
     const w = new Map<string, { shape: number[]; data: Float32Array }>();
@@ -53,8 +64,8 @@ export function tinyFamilyModel(family: TinyFamily): Promise<GPT2Model> {
       }
       w.set(name, { shape, data });
     }
-    return modelFromWeights(`tiny-${family}`, cfg, w, tok);
+    return modelFromWeights(`tiny-${key}`, cfg, w, tok);
   })();
-  cache.set(family, m);
+  cache.set(key, m);
   return m;
 }
