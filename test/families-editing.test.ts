@@ -15,6 +15,11 @@ import {
   type EditRequest,
 } from '../lib/rome/index.js';
 import { ftEdit, ftlEdit, knEdit } from '../lib/baselines/index.js';
+import { evalCounterFactCase, evalZsreCase, runCounterFactEval, summarize } from '../lib/eval/index.js';
+import type { CounterFactRecord } from '../lib/data/counterfact.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 
 const PROMPT = 'The sport of Lionel Messi';
 const SUBJECT = 'Lionel Messi';
@@ -171,3 +176,49 @@ test.serial('LLaMA with a SentencePiece-style tokenizer: <s> first, targets as c
   t.true(norm(Array.from(out, (x, j) => x - vStar[j]!)) / norm(vStar) < 1e-4);
   h.restore();
 });
+
+const REC: CounterFactRecord = {
+  caseId: 7,
+  subject: 'Lionel Messi',
+  prompt: 'The sport of {}',
+  targetTrue: 'French',
+  targetNew: 'Paris',
+  relationId: null,
+  paraphrasePrompts: ['Tokyo is the capital of Japan. The sport of Lionel Messi'],
+  neighborhoodPrompts: ['The sport of Michael Jordan'],
+  attributePrompts: [],
+  generationPrompts: ['Lionel Messi is'],
+  format: 'rome',
+  split: null,
+  relationInferred: false,
+};
+
+for (const family of TINY_FAMILIES) {
+  test.serial(`${family}: the CounterFact protocol (ROME, FT) and zsRE metrics run; pre equals the unedited model`, async (t) => {
+    const model = await tinyFamilyModel(family);
+    const h0 = weightsHash(model);
+    const dir = mkdtempSync(path.join(tmpdir(), `rome-fam-${family}-`));
+    try {
+      const unedited = await evalCounterFactCase(model, REC);
+      for (const method of ['rome', 'ft'] as const) {
+        await runCounterFactEval(model, [REC], {
+          method,
+          outDir: path.join(dir, method),
+          hparams: { rome: { layer: 0, vNumGradSteps: 8 }, romeOptions: { solver: identitySolver(model.config.nInner), templates: TEMPLATES }, ft: { layer: 0, lr: 5e-2, numSteps: 10 } },
+        });
+      }
+      const { readCaseResult } = await import('../lib/eval/runner.js');
+      for (const method of ['rome', 'ft']) {
+        const c = readCaseResult<typeof unedited>(path.join(dir, method, 'case_7.json'));
+        t.deepEqual(c.pre, unedited);
+        t.true(c.post.rewrite.nllNew < c.pre.rewrite.nllNew, `${method}: ${c.pre.rewrite.nllNew} → ${c.post.rewrite.nllNew}`);
+      }
+      t.deepEqual(summarize([path.join(dir, 'rome'), path.join(dir, 'ft')]).map((r) => r.name), ['unedited', 'ROME', 'FT']);
+      t.is(weightsHash(model), h0, 'the protocol restores the model');
+      const z = evalZsreCase(model, { index: 0, subject: 'Lionel Messi', prompt: 'The sport of Lionel Messi', template: 'The sport of {}', rephrase: 'Lionel Messi', target: 'Paris', answers: ['French'], locPrompt: 'The capital of France', locAnswer: 'Paris' });
+      for (const v of Object.values(z)) t.true(v >= 0 && v <= 1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
