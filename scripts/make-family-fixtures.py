@@ -85,6 +85,11 @@ class Weights:
         a32 = np.asarray(array, dtype=np.float32)
         self.stored.append((name, 'F32', list(a32.shape), a32.tobytes()))
 
+    def causal_mask(self, name, n):
+        """The BOOL [1, 1, n, n] causal-mask buffer that converted Pythia / GPT-J safetensors carry."""
+        m = np.tril(np.ones((n, n), dtype=np.uint8)).reshape(1, 1, n, n)
+        self.stored.append((name, 'BOOL', list(m.shape), m.tobytes()))
+
 
 # ---------------------------------------------------------------- float64 reference pieces
 
@@ -175,6 +180,7 @@ def neox(w, c):
         w.add(p + 'attention.query_key_value.weight', [3 * d, d])
         w.add(p + 'attention.query_key_value.bias', [3 * d], 'bias')
         w.buffer(p + 'attention.rotary_emb.inv_freq', [10000 ** (-2 * i / rot) for i in range(rot // 2)])
+        w.causal_mask(p + 'attention.bias', c['max_position_embeddings'])
         w.add(p + 'attention.dense.weight', [d, d])
         w.add(p + 'attention.dense.bias', [d], 'bias')
         w.add(p + 'mlp.dense_h_to_4h.weight', [I, d])
@@ -273,6 +279,7 @@ def gptj(w, c):
         for n in ('q_proj', 'k_proj', 'v_proj', 'out_proj'):
             w.add(p + f'attn.{n}.weight', [d, d])
         w.buffer(p + 'attn.masked_bias', -1e9)
+        w.causal_mask(p + 'attn.bias', c['n_positions'])
         w.add(p + 'mlp.fc_in.weight', [I, d])
         w.add(p + 'mlp.fc_in.bias', [I], 'bias')
         w.add(p + 'mlp.fc_out.weight', [d, I])

@@ -87,3 +87,54 @@ for (const name of FAMILY_MAIN) {
     t.is(tf.memory().numTensors, before);
   });
 }
+
+test('BOOL mask buffers are skipped; a sharded index loads the same weights; a quantized weight is refused', async (t) => {
+  const { readSafetensorsHeader, readSafetensors, writeSafetensors } = await import('../lib/io/safetensors.js');
+  const { readCheckpoint } = await import('../lib/io/checkpoint.js');
+  const { mkdtemp, rm, copyFile, writeFile, readFile } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const path = await import('node:path');
+  const { familyDir } = await import('./helpers/families.js');
+  const src = familyDir('tiny-gpt-neox');
+  const header = await readSafetensorsHeader(path.join(src, 'model.safetensors'));
+  t.is(header.unreadable.get('gpt_neox.layers.0.attention.bias'), 'BOOL', 'the fixture carries the BOOL causal mask');
+  const single = await readCheckpoint(src);
+  const dir = await mkdtemp(path.join(tmpdir(), 'rome-ts-shards-'));
+  try {
+    // Two shards plus model.safetensors.index.json, as Hugging Face writes large checkpoints.
+    const all = (await readSafetensors(path.join(src, 'model.safetensors'), { names: header.entries.keys() })).tensors;
+    const names = [...all.keys()];
+    const half = Math.floor(names.length / 2);
+    const weightMap: Record<string, string> = {};
+    for (const [i, part] of [names.slice(0, half), names.slice(half)].entries()) {
+      const file = `model-0000${i + 1}-of-00002.safetensors`;
+      await writeSafetensors(path.join(dir, file), new Map(part.map((n) => [n, all.get(n)!])));
+      for (const n of part) weightMap[n] = file;
+    }
+    await writeFile(path.join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+    await copyFile(path.join(src, 'config.json'), path.join(dir, 'config.json'));
+    const sharded = await readCheckpoint(dir);
+    t.deepEqual([...sharded.weights.keys()].sort(), [...single.weights.keys()].sort());
+    for (const [n, w] of single.weights) t.deepEqual(Array.from(sharded.weights.get(n)!.data), Array.from(w.data), n);
+    // The stored [out, in] nn.Linear matrices arrive as [in, out].
+    t.deepEqual(single.weights.get('layers.0.attention.query_key_value.weight')!.shape, [32, 96]);
+    t.deepEqual(header.entries.get('gpt_neox.layers.0.attention.query_key_value.weight')!.shape, [96, 32]);
+    // A weight stored as I8 (a quantized checkpoint) is named, not silently missing.
+    const bytes = await readFile(path.join(dir, 'model-00001-of-00002.safetensors'));
+    const n = Number(bytes.readBigUInt64LE(0));
+    const json = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: number[] }>;
+    const victim = 'gpt_neox.embed_in.weight';
+    if (json[victim]) {
+      const e = json[victim]!;
+      json[victim] = { ...e, dtype: 'I8', shape: [e.shape[0]!, e.shape[1]! * 4] };
+      let text = JSON.stringify(json);
+      text += ' '.repeat((8 - (text.length % 8)) % 8);
+      const head = Buffer.alloc(8);
+      head.writeBigUInt64LE(BigInt(text.length));
+      await writeFile(path.join(dir, 'model-00001-of-00002.safetensors'), Buffer.concat([head, Buffer.from(text), bytes.subarray(8 + n)]));
+      await t.throwsAsync(() => readCheckpoint(dir), { message: /"gpt_neox\.embed_in\.weight" is stored as I8/ });
+    } else t.fail('embed_in expected in the first shard');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

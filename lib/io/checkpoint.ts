@@ -195,7 +195,12 @@ function planLoad(source: string, cfg: GPT2Config, stored: Map<string, number[]>
 }
 
 /** Like planLoad, for the families of model/family.ts: stored names and [out, in] shapes as Hugging Face writes them. */
-function planLoadArch(source: string, cfg: GPT2Config, stored: Map<string, number[]>): Plan & { specs: Map<string, ParamSpec> } {
+function planLoadArch(
+  source: string,
+  cfg: GPT2Config,
+  stored: Map<string, number[]>,
+  unreadable: ReadonlyMap<string, string> = new Map(),
+): Plan & { specs: Map<string, ParamSpec> } {
   const specs = archParamSpecs(cfg);
   const byStored = new Map(specs.map((s) => [s.stored, s]));
   const load = new Map<string, string>();
@@ -215,6 +220,10 @@ function planLoadArch(source: string, cfg: GPT2Config, stored: Map<string, numbe
       source,
       `found weights for layers >= the config's ${cfg.nLayer}: ${listSome(beyond)}; config.json does not match the weights`,
     );
+  }
+  const bad = specs.find((s) => unreadable.has(s.stored));
+  if (bad) {
+    throw new CheckpointError(source, `tensor "${bad.stored}" is stored as ${unreadable.get(bad.stored)}; weights must be F32, F16 or BF16 (quantized checkpoints are not supported)`);
   }
   const missing = specs.filter((s) => !stored.has(s.stored)).map((s) => `"${s.stored}"`);
   if (missing.length > 0) {
@@ -259,22 +268,24 @@ export async function readCheckpoint(dir: string): Promise<Checkpoint> {
   if (await exists(single)) {
     const header = await readSafetensorsHeader(single);
     const stored = new Map([...header.entries].map(([n, e]) => [n, e.shape] as [string, number[]]));
-    const plan = config.arch ? planLoadArch(single, config, stored) : planLoad(single, config, stored);
+    const plan = config.arch ? planLoadArch(single, config, stored, header.unreadable) : planLoad(single, config, stored);
     file = await readSafetensors(single, { names: plan.load.keys() });
     file = renameTensors(file, plan.load);
   } else if (await exists(indexPath)) {
     const index = await readShardIndex(indexPath);
     const stored = new Map<string, number[]>();
+    const unreadable = new Map<string, string>();
     for (const shard of new Set(index.weightMap.values())) {
       const header = await readSafetensorsHeader(path.join(abs, shard));
       for (const [name, e] of header.entries) if (index.weightMap.get(name) === shard) stored.set(name, e.shape);
+      for (const [name, dt] of header.unreadable) if (index.weightMap.get(name) === shard) unreadable.set(name, dt);
     }
     for (const [name, shard] of index.weightMap) {
-      if (!stored.has(name)) {
+      if (!stored.has(name) && !unreadable.has(name)) {
         throw new CheckpointError(indexPath, `weight_map puts "${name}" in ${shard} but that shard has no such tensor`);
       }
     }
-    const plan = config.arch ? planLoadArch(indexPath, config, stored) : planLoad(indexPath, config, stored);
+    const plan = config.arch ? planLoadArch(indexPath, config, stored, unreadable) : planLoad(indexPath, config, stored);
     file = await readShardedSafetensors(indexPath, { names: plan.load.keys() });
     file = renameTensors(file, plan.load);
   } else {
