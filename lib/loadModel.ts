@@ -23,7 +23,13 @@ export interface LoadModelOptions extends ResolveModelOptions {
  */
 export async function loadModel(source: string, opts: LoadModelOptions = {}): Promise<GPT2Model> {
   const backend = await initBackend();
-  const dir = await resolveModelSource(source, opts);
+  const dir = await resolveModelSource(source, {
+    ...opts,
+    checkConfig: async (file) => {
+      checkFitsBackend(await readConfigFile(file), backend, source);
+      await opts.checkConfig?.(file);
+    },
+  });
   // Refuse before reading any weight when the backend cannot hold them (WASM: 4 GiB).
   checkFitsBackend(await readConfigFile(path.join(dir, CONFIG_FILE)), backend, dir);
   const ckpt = await readCheckpoint(dir);

@@ -63,3 +63,27 @@ test('loadModel refuses an oversized model before reading any weight', async (t)
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('a hub model too large for WASM fails after config.json, before any weight is downloaded', async (t) => {
+  const backend = await initBackend();
+  if (backend !== 'wasm') {
+    t.pass(`backend is ${backend}: no 4 GiB heap limit to test`);
+    return;
+  }
+  const { startFakeHub } = await import('./helpers/server.js');
+  const src = await mkdtemp(path.join(tmpdir(), 'rome-ts-memhub-src-'));
+  const cache = await mkdtemp(path.join(tmpdir(), 'rome-ts-memhub-cache-'));
+  await writeFile(path.join(src, 'config.json'), JSON.stringify(GPTJ));
+  await writeFile(path.join(src, 'model.safetensors'), Buffer.alloc(16));
+  const hub = await startFakeHub({ 'EleutherAI/gpt-j-6B': src });
+  try {
+    await t.throwsAsync(() => loadModel('EleutherAI/gpt-j-6B', { endpoint: hub.endpoint, cacheDir: cache, token: null }), {
+      message: /EleutherAI\/gpt-j-6B: this gptj model needs about 23\.\d\d GiB/,
+    });
+    t.deepEqual(hub.requests.map((r) => r.file), ['config.json']);
+  } finally {
+    await hub.close();
+    await rm(src, { recursive: true, force: true });
+    await rm(cache, { recursive: true, force: true });
+  }
+});

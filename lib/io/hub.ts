@@ -32,6 +32,11 @@ export interface ResolveModelOptions {
   retryDelayMs?: number;
   /** Abort an attempt when no bytes arrive for this long, in ms (default 60000). */
   idleTimeoutMs?: number;
+  /**
+   * Called with the downloaded config.json's path before any weight is fetched; throwing stops the download (so a
+   * model too large for the backend fails in seconds, not after gigabytes). Not called for local directories.
+   */
+  checkConfig?: (configPath: string) => Promise<void> | void;
 }
 
 /** A hub download that failed; the message says what to do about it. */
@@ -243,6 +248,7 @@ async function downloadModel(
     throw new HubError(`model ${source} not found on the hub at ${fileUrl(ctx, CONFIG)}`, { url: fileUrl(ctx, CONFIG), status: 404 });
   }
   files.push(CONFIG);
+  if (opts.checkConfig) await opts.checkConfig(path.join(dir, CONFIG));
   if (await fetchFile(ctx, TOKENIZER)) files.push(TOKENIZER);
   if (await fetchFile(ctx, WEIGHTS)) {
     files.push(WEIGHTS);
