@@ -196,7 +196,8 @@ function gpt2Block(env: BlockEnv, l: number, x: tf.Tensor): tf.Tensor {
   // Sites 1 + 3l … 3 + 3l: one independent mask per place and layer (site 0 is the embeddings).
   if (drop) probs = applyDropout(probs, drop, 1 + 3 * l);
   const ctxv = tf.reshape(tf.transpose(tf.matMul(probs as tf.Tensor4D, vAll), [0, 2, 1, 3]), [B, T, d]);
-  let attn = runHooks(hooks, `blocks.${l}.attn`, linear(ctxv, p('attn.c_proj.weight'), p('attn.c_proj.bias')), ctx(`blocks.${l}.attn`));
+  const attnOut = linear(ctxv, p('attn.c_proj.weight'), p('attn.c_proj.bias'));
+  let attn = runHooks(hooks, `blocks.${l}.attn`, attnOut, ctx(`blocks.${l}.attn`));
   if (drop) attn = applyDropout(attn, drop, 2 + 3 * l);
   x = tf.add(x, attn);
   // MLP.
@@ -237,22 +238,19 @@ function applyRotary(arch: ArchSpec, x: tf.Tensor, rope: { cos: tf.Tensor; sin: 
   const [B, Hx, T, hd] = x.shape as [number, number, number, number];
   const r = arch.rotaryDim;
   const [rot, pass] = r < hd ? tf.split(x, [r, hd - r], -1) : [x, null];
+  // Each pair (a, b) turns by its angle: (a cos − b sin, b cos + a sin).
+  const turn = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor, s: tf.Tensor): tf.Tensor[] => [
+    tf.sub(tf.mul(a, c), tf.mul(b, s)),
+    tf.add(tf.mul(b, c), tf.mul(a, s)),
+  ];
   let y: tf.Tensor;
   if (arch.rotaryStyle === 'half') {
-    const [x1, x2] = tf.split(rot as tf.Tensor, 2, -1);
-    y = tf.concat(
-      [tf.sub(tf.mul(x1 as tf.Tensor, rope.cos), tf.mul(x2 as tf.Tensor, rope.sin)), tf.add(tf.mul(x2 as tf.Tensor, rope.cos), tf.mul(x1 as tf.Tensor, rope.sin))],
-      -1,
-    );
+    const [x1, x2] = tf.split(rot as tf.Tensor, 2, -1) as [tf.Tensor, tf.Tensor];
+    y = tf.concat(turn(x1, x2, rope.cos, rope.sin), -1);
   } else {
     const pairs = tf.reshape(rot as tf.Tensor, [B, Hx, T, r / 2, 2]);
-    const [x1, x2] = tf.split(pairs, 2, -1);
-    const c = tf.expandDims(rope.cos, -1);
-    const s = tf.expandDims(rope.sin, -1);
-    y = tf.reshape(
-      tf.concat([tf.sub(tf.mul(x1 as tf.Tensor, c), tf.mul(x2 as tf.Tensor, s)), tf.add(tf.mul(x2 as tf.Tensor, c), tf.mul(x1 as tf.Tensor, s))], -1),
-      [B, Hx, T, r],
-    );
+    const [x1, x2] = tf.split(pairs, 2, -1) as [tf.Tensor, tf.Tensor];
+    y = tf.reshape(tf.concat(turn(x1, x2, tf.expandDims(rope.cos, -1), tf.expandDims(rope.sin, -1)), -1), [B, Hx, T, r]);
   }
   return pass ? tf.concat([y, pass], -1) : y;
 }
@@ -284,7 +282,8 @@ function archBlock(env: BlockEnv, l: number, x: tf.Tensor): tf.Tensor {
   let outW: string;
   if (a.family === 'gpt_neox') {
     // query_key_value packs per head: [.., H, (q | k | v), hd].
-    const qkv = tf.reshape(linear(h1, p('attention.query_key_value.weight'), pb('attention.query_key_value.bias', a.qkvBias)), [B, T, H, 3, hd]);
+    const packed = linear(h1, p('attention.query_key_value.weight'), pb('attention.query_key_value.bias', a.qkvBias));
+    const qkv = tf.reshape(packed, [B, T, H, 3, hd]);
     [q, k, v] = tf.split(qkv, 3, 3).map((t) => tf.transpose(tf.reshape(t, [B, T, H, hd]), [0, 2, 1, 3]));
     outW = 'attention.dense';
   } else {
@@ -309,7 +308,8 @@ function archBlock(env: BlockEnv, l: number, x: tf.Tensor): tf.Tensor {
   const pg = rep > 1 ? tf.reshape(probs, [B, Hkv, rep * T, S]) : probs;
   const heads4 = tf.reshape(tf.matMul(pg as tf.Tensor4D, vAll), [B, H, T, hd]);
   const ctxv = tf.reshape(tf.transpose(heads4, [0, 2, 1, 3]), [B, T, H * hd]);
-  let attn = runHooks(hooks, `blocks.${l}.attn`, linear(ctxv, p(`${outW}.weight`), pb(`${outW}.bias`, a.outBias)), ctx(`blocks.${l}.attn`));
+  const attnOut = linear(ctxv, p(`${outW}.weight`), pb(`${outW}.bias`, a.outBias));
+  let attn = runHooks(hooks, `blocks.${l}.attn`, attnOut, ctx(`blocks.${l}.attn`));
   if (drop) attn = applyDropout(attn, drop, 2 + 3 * l);
 
   // MLP: reads the block input (parallel) or the residual after attention (sequential).
@@ -328,7 +328,8 @@ function archBlock(env: BlockEnv, l: number, x: tf.Tensor): tf.Tensor {
     outName = a.family === 'gptj' ? 'mlp.fc_out' : 'mlp.dense_4h_to_h';
   }
   const key = runHooks(hooks, `blocks.${l}.mlp.key`, keyIn, ctx(`blocks.${l}.mlp.key`));
-  let mlp = runHooks(hooks, `blocks.${l}.mlp`, linear(key, p(`${outName}.weight`), pb(`${outName}.bias`, a.mlpBias)), ctx(`blocks.${l}.mlp`));
+  const mlpOut = linear(key, p(`${outName}.weight`), pb(`${outName}.bias`, a.mlpBias));
+  let mlp = runHooks(hooks, `blocks.${l}.mlp`, mlpOut, ctx(`blocks.${l}.mlp`));
   if (drop) mlp = applyDropout(mlp, drop, 3 + 3 * l);
   const out = mid ? tf.add(mid, mlp) : tf.add(tf.add(mlp, attn), x);
   return runHooks(hooks, `blocks.${l}`, out, ctx(`blocks.${l}`));

@@ -419,7 +419,10 @@ export class GPT2Model {
     return ix[ix.length - 1];
   }
 
-  /** The live variable of a parameter, by HF name without `transformer.` (e.g. "h.5.mlp.c_proj.weight"). */
+  /**
+   * The live variable of a parameter, by HF name without the model prefix (e.g. "h.5.mlp.c_proj.weight",
+   * "layers.5.mlp.down_proj.weight"); matrices are [in, out].
+   */
   getParam(name: string): tf.Variable {
     return this.params.get(name);
   }

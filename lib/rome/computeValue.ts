@@ -34,7 +34,7 @@ export interface ValueHparams {
 
 /** Result of computeValue. */
 export interface ValueResult {
-  /** v* = v₀ + δ [d] (an MLP output: includes the c_proj bias). */
+  /** v* = v₀ + δ [d] (an MLP output: includes the output projection's bias, when the family has one). */
   vStar: Float32Array;
   /** The unedited MLP output at the subject's last token of the bare prompt [d]. */
   v0: Float32Array;
