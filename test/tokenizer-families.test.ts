@@ -15,7 +15,7 @@ interface Expected {
 
 /** Each token's offsets cover exactly its own text (a '▁' piece at the very start covers the implicit space). */
 function checkOffsets(t: import('ava').ExecutionContext, tok: Tokenizer, text: string): void {
-  const e = tok.encode(text);
+  const e = tok.encode(text, { addBos: false });
   let prev = 0;
   e.offsets.forEach(([a, b], i) => {
     t.true(a >= 0 && b <= text.length && a <= b && a >= prev - 1, `token ${i} [${a}, ${b})`);
@@ -31,19 +31,24 @@ for (const file of ['tokenizer.json', 'tokenizer-metaspace-pretokenizer.json']) 
     t.is(tok.bosId, 1);
     t.is(tok.eosId, 2);
     const exp = JSON.parse(fs.readFileSync(path.join(META, 'expected.json'), 'utf8')) as Expected;
+    // The post-processor template starts every text with <s>, as Hugging Face's tokenizer(text) does.
+    t.true(tok.addsBos);
     for (const { text, ids } of exp.encodings) {
-      t.deepEqual(tok.encode(text).ids, ids, text);
+      t.deepEqual(tok.encode(text, { addBos: false }).ids, ids, text);
+      t.deepEqual(tok.encode(text).ids, [1, ...ids], text);
       t.is(tok.decode(ids), text);
       checkOffsets(t, tok, text);
     }
     const prompt = 'The Eiffel Tower is located in the city of';
-    t.deepEqual(tok.tokenRange(prompt, 'Eiffel Tower'), { start: 1, end: 3 });
-    t.deepEqual(tok.encode(prompt).offsets.slice(1, 3), [[3, 10], [10, 16]]);
+    t.deepEqual(tok.tokenRange(prompt, 'Eiffel Tower'), { start: 2, end: 4 });
+    t.deepEqual(tok.tokenRange(prompt, 'Eiffel Tower', { addBos: false }), { start: 1, end: 3 });
+    t.deepEqual(tok.encode(prompt).offsets.slice(0, 4), [[0, 0], [0, 3], [3, 10], [10, 16]]);
+    t.deepEqual(tok.encodeContinuation(' Paris'), tok.encode('Paris', { addBos: false }).ids);
     // Byte fallback: é is two byte pieces, both mapped to the one character.
-    const cafe = tok.encode('the café in Paris');
+    const cafe = tok.encode('the café in Paris', { addBos: false });
     t.deepEqual(cafe.tokens.slice(4, 6), ['<0xC3>', '<0xA9>']);
     t.deepEqual(cafe.offsets.slice(4, 6), [[7, 8], [7, 8]]);
-    t.is(tok.tokenize('Paris!').join(''), 'Paris!');
+    t.is(tok.tokenize('Paris!').slice(1).join(''), 'Paris!');
   });
 }
 
@@ -54,6 +59,7 @@ test('GPT-NeoX-20B tokenizer.json (byte-level BPE with an NFC normalizer) loads 
   }
   const tok = await Tokenizer.fromFile(NEOX);
   t.is(tok.form, 'byte-level');
+  t.false(tok.addsBos);
   t.is(tok.eosId, 0);
   // Ids as the Hub's EleutherAI/pythia-* tokenizer gives them.
   t.deepEqual(tok.encode('Hello world').ids, [12092, 1533]);
