@@ -57,7 +57,7 @@ export function greedyFirstTokens(model: GPT2Model, prompts: readonly string[], 
 export function objectFirstToken(model: GPT2Model, object: string): number {
   const tok = model.tokenizer;
   if (!tok) throw new Error(`objectFirstToken: model "${model.name}" has no tokenizer`);
-  return tok.encode(` ${object}`).ids[0] as number;
+  return tok.encodeContinuation(` ${object}`)[0] as number;
 }
 
 /** For each item, whether greedy decoding's first token is the first token of " " + object. Batched, right-padded. */

@@ -1,14 +1,16 @@
 /**
- * Hook points: the stable names of every internal state of a GPT-2 run.
+ * Hook points: the stable names of every internal state of a run, the same for every family (GPT-2, GPT-NeoX,
+ * LLaMA-style, GPT-J).
  *
  * Names (L = layer index, 0-based):
  * - `embed`                 token embeddings, before position embeddings are added   [B, T, d]
- * - `pos_embed`             position embeddings                                       [B, T, d]
+ * - `pos_embed`             position embeddings (GPT-2 only: the others rotate q, k)  [B, T, d]
  * - `blocks.L.attn.pattern` attention probabilities after softmax                     [B, H, T, S]
- * - `blocks.L.attn`         attention output (after c_proj), before the residual add  [B, T, d]
- * - `blocks.L.mlp.key`      MLP hidden activation after the nonlinearity: the "key"
- *                           that the MLP output projection reads (ROME's k)           [B, T, nInner]
- * - `blocks.L.mlp`          MLP output (after c_proj), before the residual add       [B, T, d]
+ * - `blocks.L.attn`         attention output (after its output projection), before the
+ *                           residual add                                              [B, T, d]
+ * - `blocks.L.mlp.key`      the input of the MLP output projection (ROME's k): act(fc)
+ *                           for GPT-2/NeoX/GPT-J, silu(gate)·up for LLaMA-style        [B, T, nInner]
+ * - `blocks.L.mlp`          MLP output (after its output projection), before the add [B, T, d]
  * - `blocks.L`              residual stream after block L                            [B, T, d]
  * - `final_norm`            output of the final layer norm                           [B, T, d]
  * - `logits`                next-token logits                                         [B, T, V] (or [B, V])
@@ -30,9 +32,12 @@ export type HookFn = (x: tf.Tensor, ctx: HookContext) => tf.Tensor | void;
 /** Hooks by hook-point name; several hooks on one point run in order, each seeing the previous result. */
 export type HookSet = Readonly<Record<string, HookFn | readonly HookFn[]>>;
 
-/** Every hook-point name for a model with `nLayer` layers, in execution order. */
-export function hookNames(nLayer: number, opts: { patterns?: boolean } = {}): string[] {
-  const names = ['embed', 'pos_embed'];
+/**
+ * Every hook-point name for a model with `nLayer` layers, in execution order. `posEmbed: false` for the rotary
+ * families (NeoX, LLaMA-style, GPT-J), which have no position embedding.
+ */
+export function hookNames(nLayer: number, opts: { patterns?: boolean; posEmbed?: boolean } = {}): string[] {
+  const names = opts.posEmbed === false ? ['embed'] : ['embed', 'pos_embed'];
   for (let l = 0; l < nLayer; l++) {
     if (opts.patterns) names.push(`blocks.${l}.attn.pattern`);
     names.push(`blocks.${l}.attn`, `blocks.${l}.mlp.key`, `blocks.${l}.mlp`, `blocks.${l}`);

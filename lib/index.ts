@@ -2,7 +2,7 @@
 export { initBackend, type BackendChoice } from './backend.js';
 export { setWasmOverrides, wasmOverridesEnabled } from './wasmKernels.js';
 export { hookNames, checkHookName, type HookContext, type HookFn, type HookSet } from './hooks.js';
-export { forward, logitLens, unembed, layerNorm, disposeKV, type ForwardOptions, type ForwardOutput, type KVCache } from './model/forward.js';
+export { forward, logitLens, unembed, layerNorm, rmsNorm, finalNorm, disposeKV, type ForwardOptions, type ForwardOutput, type KVCache } from './model/forward.js';
 export { dropoutMask, applyDropout, type DropoutSpec } from './model/dropout.js';
 export { GPT2Params, paramShapes, type ParamSnapshot } from './model/params.js';
 export { TensorHandle, type NestedNumbers } from './model/handle.js';
@@ -18,7 +18,10 @@ export {
 } from './model/model.js';
 export { loadModel, modelFromWeights, type LoadModelOptions } from './loadModel.js';
 export { Tokenizer, type Encoding, type TokenRange } from './tokenizer/tokenizer.js';
-export { type GPT2Config, parseGPT2Config, toHFConfig } from './io/config.js';
+export { type GPT2Config, type ArchSpec, type ArchFamily, type Activation, parseGPT2Config, toHFConfig } from './io/config.js';
+export { parseModelConfig, SUPPORTED_MODEL_TYPES } from './io/familyConfig.js';
+export { embedParam, headParam, headBiasParam, finalNormParams, mlpOutParams, paramBytes } from './model/family.js';
+export { estimateLoad, checkFitsBackend, WASM_HEAP_BYTES, type LoadEstimate } from './model/memory.js';
 export { readCheckpoint, writeCheckpoint, type Checkpoint } from './io/checkpoint.js';
 export { readSafetensors, writeSafetensors } from './io/safetensors.js';
 export { CheckpointError } from './io/errors.js';

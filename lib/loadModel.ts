@@ -1,9 +1,10 @@
 /**
- * Loading a GPT-2 family model from a local Hugging Face-layout directory or a hub id.
+ * Loading a model of any supported family from a local Hugging Face-layout directory or a hub id.
  */
 import * as path from 'node:path';
 import { initBackend } from './backend.js';
-import { readCheckpoint } from './io/checkpoint.js';
+import { CONFIG_FILE, readCheckpoint, readConfigFile } from './io/checkpoint.js';
+import { checkFitsBackend } from './model/memory.js';
 import type { GPT2Config } from './io/config.js';
 import { resolveModelSource, type ResolveModelOptions } from './io/hub.js';
 import { GPT2Model } from './model/model.js';
@@ -22,8 +23,16 @@ export interface LoadModelOptions extends ResolveModelOptions {
  * or from a hub id such as "gpt2" (downloaded once into the cache).
  */
 export async function loadModel(source: string, opts: LoadModelOptions = {}): Promise<GPT2Model> {
-  await initBackend();
-  const dir = await resolveModelSource(source, opts);
+  const backend = await initBackend();
+  const dir = await resolveModelSource(source, {
+    ...opts,
+    checkConfig: async (file) => {
+      checkFitsBackend(await readConfigFile(file), backend, source);
+      await opts.checkConfig?.(file);
+    },
+  });
+  // Refuse before reading any weight when the backend cannot hold them (WASM: 4 GiB).
+  checkFitsBackend(await readConfigFile(path.join(dir, CONFIG_FILE)), backend, dir);
   const ckpt = await readCheckpoint(dir);
   const tokPath = opts.tokenizerPath ?? ckpt.tokenizerPath;
   const tokenizer = tokPath ? await Tokenizer.fromFile(tokPath) : null;
@@ -46,6 +55,6 @@ export async function modelFromWeights(
   weights: ReadonlyMap<string, { shape: readonly number[]; data: Float32Array }>,
   tokenizer: Tokenizer | null = null,
 ): Promise<GPT2Model> {
-  await initBackend();
+  checkFitsBackend(config, await initBackend(), name);
   return new GPT2Model(name, new GPT2Params(config, weights), tokenizer);
 }

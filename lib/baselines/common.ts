@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { forward, logitLens } from '../model/forward.js';
 import type { GPT2Model } from '../model/model.js';
-import { encodeText, oneHotRows, selector } from '../rome/tokens.js';
+import { encodeTarget, encodeText, oneHotRows, selector } from '../rome/tokens.js';
 
 /** A prepared teacher-forcing batch: prompt ids followed by the target ids except the last. */
 export interface TargetBatch {
@@ -24,7 +24,7 @@ export interface TargetBatch {
 /** Prepares prompt + target for loss evaluation from `layer` on. */
 export function prepareTargetBatch(model: GPT2Model, prompt: string, target: string, layer: number): TargetBatch {
   const p = encodeText(model, prompt);
-  const t = encodeText(model, target);
+  const t = encodeTarget(model, target);
   if (t.length === 0) throw new Error(`target "${target}" has no tokens`);
   const row = [...p, ...t.slice(0, -1)];
   const T = row.length;

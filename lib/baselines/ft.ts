@@ -1,5 +1,5 @@
 /**
- * FT and FT+L baselines: fine-tune one layer's MLP output projection (h.{l}.mlp.c_proj.weight) on the edit
+ * FT and FT+L baselines: fine-tune one layer's MLP output projection (GPT-2 h.{l}.mlp.c_proj.weight; NeoX dense_4h_to_h, LLaMA down_proj, GPT-J fc_out) on the edit
  * prompt → new target with Adam, teacher forcing over every target token (the official code scores all target
  * tokens at one position; we do not copy that quirk). FT+L clamps every weight to [w₀ − ε, w₀ + ε] after each
  * step (an L∞ ball around the original weights).
@@ -55,7 +55,7 @@ export async function ftEdit(model: GPT2Model, request: EditRequest, hparams: Pa
   checkHparams('FT hyperparameters', hp as unknown as Record<string, unknown>, FT_HPARAM_RULES);
   if (hp.layer >= model.config.nLayer) throw new Error(`FT: layer ${hp.layer} out of range [0, ${model.config.nLayer})`);
   const req: EditRequest = { ...request, target: spacedTarget(request.target) };
-  const name = mlpProjParams(hp.layer).weight;
+  const name = mlpProjParams(hp.layer, model.config).weight;
   const w = model.getParam(name);
   const snap = model.snapshotParam(name);
   const batch = prepareTargetBatch(model, fillPrompt(req.prompt, req.subject), req.target, hp.layer);

@@ -18,7 +18,8 @@ import type { GPT2Model } from '../model/model.js';
 import { commitEdit, float32ToBase64 } from '../rome/edits.js';
 import { checkHparams, locateHparamsFile, rules, type HparamRule } from '../rome/hparams.js';
 import { mlpProjParams } from '../rome/rankOneUpdate.js';
-import { encodeText } from '../rome/tokens.js';
+import { headParam } from '../model/family.js';
+import { encodeTarget, encodeText } from '../rome/tokens.js';
 import { checkEditRequest, fillPrompt, spacedTarget, type EditHandle, type EditRequest, type ParamUpdate } from '../rome/types.js';
 
 /** KN hyperparameters (official names in comments). */
@@ -59,7 +60,7 @@ export function loadKnHparams(name: string): KnHparams {
 export function knAttribution(model: GPT2Model, prompt: string, answer: string, steps = KN_DEFAULTS.steps): Float64Array[] {
   const { nLayer, nInner } = model.config;
   const p = encodeText(model, prompt);
-  const a = encodeText(model, answer);
+  const a = encodeTarget(model, answer);
   const scores = Array.from({ length: nLayer }, () => new Float64Array(nInner));
   const alphas = tf.tensor2d(Array.from({ length: steps }, (_, i) => (steps === 1 ? 1 : i / (steps - 1))), [steps, 1]);
   try {
@@ -132,8 +133,8 @@ export async function knEdit(model: GPT2Model, request: EditRequest, hparams: Pa
   neurons.sort((x, y) => y.score - x.score);
   neurons = neurons.slice(0, hp.maxNeurons);
   const top = model.topTokens(prompt, 1)[0];
-  const newTok = encodeText(model, req.target)[0];
-  const emb = model.getParam(model.config.tieWordEmbeddings ? 'wte.weight' : 'lm_head.weight');
+  const newTok = encodeTarget(model, req.target)[0];
+  const emb = model.getParam(headParam(model.config));
   const d = model.config.nEmbd;
   const rowsOf = (id: number) => tf.tidy(() => tf.reshape(tf.slice(emb, [id, 0], [1, d]), [d]).dataSync() as Float32Array);
   const eOld = rowsOf(top.id);
@@ -142,7 +143,7 @@ export async function knEdit(model: GPT2Model, request: EditRequest, hparams: Pa
   for (let l = 0; l < model.config.nLayer; l++) {
     const rows = neurons.filter((n) => n.layer === l).map((n) => n.neuron).sort((x, y) => x - y);
     if (rows.length === 0) continue;
-    const name = mlpProjParams(l).weight;
+    const name = mlpProjParams(l, model.config).weight;
     const w = model.getParam(name).dataSync() as Float32Array;
     const vals = new Float32Array(rows.length * d);
     rows.forEach((r, k) => {

@@ -12,7 +12,7 @@ interface Command {
 
 const COMMANDS: Record<string, Command> = {
   inspect: {
-    summary: 'inspect [model] --prompt "<text>" [--top 10] [--json]   tokens and top next tokens',
+    summary: 'inspect [model] (--prompt "<text>" | --ids 1,2,3) [--top 10] [--json]   tokens and top next tokens',
     run: async (a) => (await import('./inspectCommand.js')).runInspectCommand(a),
   },
   trace: {

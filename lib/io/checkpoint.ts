@@ -1,10 +1,13 @@
-// A GPT-2 checkpoint directory in Hugging Face layout: config.json, model.safetensors (or a sharded index),
-// optionally tokenizer.json. Weights are exposed under GPT-2's names without the `transformer.` prefix.
+// A checkpoint directory in Hugging Face layout: config.json, model.safetensors (or a sharded index), optionally
+// tokenizer.json. Weights are exposed under Hugging Face's names without the model prefix (`transformer.`,
+// `gpt_neox.`, `model.`); the other families' nn.Linear matrices are transposed to [in, out] (model/family.ts).
 import { promises as fsp, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { CheckpointError } from './errors.js';
-import { parseGPT2Config, toHFConfig, type GPT2Config } from './config.js';
+import { toHFConfig, type GPT2Config } from './config.js';
+import { parseModelConfig } from './familyConfig.js';
+import { archParamSpecs, isBufferName, type ParamSpec } from '../model/family.js';
 import {
   SHARD_INDEX_FILE,
   readSafetensors,
@@ -134,7 +137,7 @@ export async function readConfigFile(file: string): Promise<GPT2Config> {
   } catch (err) {
     throw new CheckpointError(file, `not valid JSON (${(err as Error).message})`);
   }
-  return parseGPT2Config(json, file);
+  return parseModelConfig(json, file);
 }
 
 interface Plan {
@@ -205,7 +208,62 @@ function planLoad(source: string, cfg: GPT2Config, stored: Map<string, number[]>
   return { load };
 }
 
-/** Loads a GPT-2 checkpoint directory (config.json + model.safetensors or sharded index), validating every weight. */
+/** Like planLoad, for the families of model/family.ts: stored names and [out, in] shapes as Hugging Face writes them. */
+function planLoadArch(
+  source: string,
+  cfg: GPT2Config,
+  stored: Map<string, number[]>,
+  unreadable: ReadonlyMap<string, string> = new Map(),
+): Plan & { specs: Map<string, ParamSpec> } {
+  const specs = archParamSpecs(cfg);
+  const byStored = new Map(specs.map((s) => [s.stored, s]));
+  const load = new Map<string, string>();
+  const beyond: string[] = [];
+  for (const name of stored.keys()) {
+    if (isBufferName(name)) continue;
+    const layer = /(?:^|\.)(?:h|layers)\.(\d+)\./.exec(name);
+    if (layer !== null && Number(layer[1]) >= cfg.nLayer) {
+      beyond.push(name);
+      continue;
+    }
+    const spec = byStored.get(name);
+    if (spec) load.set(name, spec.name);
+  }
+  if (beyond.length > 0) {
+    throw new CheckpointError(
+      source,
+      `found weights for layers >= the config's ${cfg.nLayer}: ${listSome(beyond)}; config.json does not match the weights`,
+    );
+  }
+  const bad = specs.find((s) => unreadable.has(s.stored));
+  if (bad) {
+    throw new CheckpointError(source, `tensor "${bad.stored}" is stored as ${unreadable.get(bad.stored)}; weights must be F32, F16 or BF16 (quantized checkpoints are not supported)`);
+  }
+  const missing = specs.filter((s) => !stored.has(s.stored)).map((s) => `"${s.stored}"`);
+  if (missing.length > 0) {
+    throw new CheckpointError(source, `missing tensor${missing.length > 1 ? 's' : ''} ${listSome(missing)} for a ${cfg.modelType} checkpoint`);
+  }
+  for (const s of specs) {
+    const want = s.transpose ? [s.shape[1]!, s.shape[0]!] : s.shape;
+    const got = stored.get(s.stored)!;
+    if (!sameShape(want, got)) {
+      throw new CheckpointError(source, `tensor "${s.stored}" has shape ${fmt(got)} but the config expects ${fmt(want)}`);
+    }
+  }
+  return { load, specs: new Map(specs.map((s) => [s.name, s])) };
+}
+
+/** [rows, cols] row-major → [cols, rows] row-major. */
+function transposed(data: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(data.length);
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    for (let c = 0; c < cols; c++) out[c * rows + r] = data[base + c]!;
+  }
+  return out;
+}
+
+/** Loads a checkpoint directory (config.json + model.safetensors or sharded index) of any supported family. */
 export async function readCheckpoint(dir: string): Promise<Checkpoint> {
   const abs = path.resolve(dir);
   let st: Stats;
@@ -224,22 +282,24 @@ export async function readCheckpoint(dir: string): Promise<Checkpoint> {
   if (await exists(single)) {
     const header = await readSafetensorsHeader(single);
     const stored = new Map([...header.entries].map(([n, e]) => [n, e.shape] as [string, number[]]));
-    const plan = planLoad(single, config, stored);
+    const plan = config.arch ? planLoadArch(single, config, stored, header.unreadable) : planLoad(single, config, stored);
     file = await readSafetensors(single, { names: plan.load.keys() });
     file = renameTensors(file, plan.load);
   } else if (await exists(indexPath)) {
     const index = await readShardIndex(indexPath);
     const stored = new Map<string, number[]>();
+    const unreadable = new Map<string, string>();
     for (const shard of new Set(index.weightMap.values())) {
       const header = await readSafetensorsHeader(path.join(abs, shard));
       for (const [name, e] of header.entries) if (index.weightMap.get(name) === shard) stored.set(name, e.shape);
+      for (const [name, dt] of header.unreadable) if (index.weightMap.get(name) === shard) unreadable.set(name, dt);
     }
     for (const [name, shard] of index.weightMap) {
-      if (!stored.has(name)) {
+      if (!stored.has(name) && !unreadable.has(name)) {
         throw new CheckpointError(indexPath, `weight_map puts "${name}" in ${shard} but that shard has no such tensor`);
       }
     }
-    const plan = planLoad(indexPath, config, stored);
+    const plan = config.arch ? planLoadArch(indexPath, config, stored, unreadable) : planLoad(indexPath, config, stored);
     file = await readShardedSafetensors(indexPath, { names: plan.load.keys() });
     file = renameTensors(file, plan.load);
   } else {
@@ -250,7 +310,15 @@ export async function readCheckpoint(dir: string): Promise<Checkpoint> {
   }
 
   const weights = new Map<string, CheckpointTensor>();
-  for (const [name, t] of file.tensors) weights.set(name, { shape: t.shape, data: t.data });
+  const specs = config.arch ? new Map(archParamSpecs(config).map((s) => [s.name, s])) : null;
+  for (const [name, t] of file.tensors) {
+    const spec = specs?.get(name);
+    if (spec?.transpose) {
+      weights.set(name, { shape: spec.shape, data: transposed(t.data, t.shape[0]!, t.shape[1]!) });
+      // Let the stored copy go as soon as it is transposed (large models hold both only one tensor at a time).
+      file.tensors.delete(name);
+    } else weights.set(name, { shape: t.shape, data: t.data });
+  }
   checkFiniteWeights(await exists(single) ? single : indexPath, weights);
   const tok = path.join(abs, TOKENIZER_FILE);
   return { dir: abs, config, weights, tokenizerPath: (await exists(tok)) ? tok : null };
@@ -343,6 +411,9 @@ export async function writeCheckpoint(
   opts: WriteCheckpointOptions = {},
 ): Promise<void> {
   const abs = path.resolve(dir);
+  if (config.arch) {
+    throw new CheckpointError(abs, `writing ${config.modelType} checkpoints is not supported (GPT-2 only); edits of other families are saved as edit JSON`);
+  }
   const valid = validateWeights(abs, config, weights);
   const head = valid.get(LM_HEAD);
   if (config.tieWordEmbeddings) {

@@ -1,15 +1,55 @@
-// GPT-2 hyperparameters as stored in a Hugging Face `config.json`.
+// Model hyperparameters as stored in a Hugging Face `config.json`: GPT-2 here, the other families in
+// familyConfig.ts (they share this shape plus an `arch` record).
 import { CheckpointError } from './errors.js';
 
 /** Activation functions GPT-2 checkpoints use (names as in Hugging Face's ACT2FN). */
 export type GPT2Activation = 'gelu_new' | 'gelu' | 'relu' | 'gelu_fast' | 'gelu_pytorch_tanh';
 
+/** Every MLP nonlinearity the forward pass knows: GPT-2's plus SiLU (the gate of LLaMA-style SwiGLU). */
+export type Activation = GPT2Activation | 'silu';
+
+/** The families with a block other than GPT-2's. */
+export type ArchFamily = 'gpt_neox' | 'llama' | 'gptj';
+
+/**
+ * How a non-GPT-2 block is wired. Absent on GPT-2 configs, whose block is the original one.
+ */
+export interface ArchSpec {
+  family: ArchFamily;
+  /** LayerNorm (mean and variance, with bias) or RMSNorm (LLaMA: no centring, no bias). */
+  norm: 'layernorm' | 'rmsnorm';
+  /** Key/value heads (grouped-query attention when < nHead). */
+  nKvHead: number;
+  /** Width of one attention head (LLaMA-style configs may set it apart from nEmbd / nHead). */
+  headDim: number;
+  /** Leading dimensions of each head that are rotated (NeoX rotary_pct, GPT-J rotary_dim); even. */
+  rotaryDim: number;
+  /** 'half' rotates (x[i], x[i + r/2]) pairs (NeoX, LLaMA); 'interleaved' rotates (x[2i], x[2i+1]) (GPT-J). */
+  rotaryStyle: 'half' | 'interleaved';
+  /** RoPE base θ: pair i turns by position · θ^(−2i / rotaryDim). */
+  ropeTheta: number;
+  /**
+   * 'sequential': x + attn(n1(x)), then + mlp(n2(·)). 'two_norms': x + attn(n1(x)) + mlp(n2(x)) (NeoX parallel
+   * residual). 'one_norm': x + attn(n1(x)) + mlp(n1(x)) (GPT-J).
+   */
+  residual: 'sequential' | 'two_norms' | 'one_norm';
+  /** SwiGLU MLP down(act(gate(x)) · up(x)) instead of down(act(up(x))). */
+  gatedMlp: boolean;
+  qkvBias: boolean;
+  outBias: boolean;
+  mlpBias: boolean;
+  /** GPT-J's lm_head has a bias. */
+  lmHeadBias: boolean;
+  /** Mistral: a query sees only the last `slidingWindow` positions (null: all). */
+  slidingWindow: number | null;
+}
+
 /** Supported activation names, in a stable order (for error messages). */
 export const GPT2_ACTIVATIONS: readonly GPT2Activation[] = ['gelu_new', 'gelu', 'relu', 'gelu_fast', 'gelu_pytorch_tanh'];
 
-/** GPT-2 architecture hyperparameters (camelCase view of Hugging Face's config.json). */
+/** Architecture hyperparameters (camelCase view of Hugging Face's config.json); GPT-2 unless `arch` is set. */
 export interface GPT2Config {
-  /** Always 'gpt2'. */
+  /** The config's model_type: 'gpt2', 'gpt_neox', 'llama', 'mistral', 'qwen2' or 'gptj'. */
   modelType: string;
   /** Number of transformer blocks. */
   nLayer: number;
@@ -17,18 +57,21 @@ export interface GPT2Config {
   nEmbd: number;
   /** Attention heads; nEmbd is a multiple of nHead. */
   nHead: number;
-  /** Maximum sequence length (rows of wpe). */
+  /** Maximum sequence length (rows of wpe; max_position_embeddings for rotary families). */
   nPositions: number;
-  /** MLP hidden width (4 * nEmbd unless set). */
+  /** MLP hidden width (4 * nEmbd unless set): the length of the key that ROME edits. */
   nInner: number;
+  /** Epsilon of every LayerNorm (or RMSNorm). */
   layerNormEpsilon: number;
-  activationFunction: GPT2Activation;
+  activationFunction: Activation;
   /** Rows of wte. */
   vocabSize: number;
   bosTokenId: number | null;
   eosTokenId: number | null;
-  /** When true the output head reuses wte. */
+  /** When true the output head reuses the token embedding. */
   tieWordEmbeddings: boolean;
+  /** Block wiring of a non-GPT-2 family; absent for GPT-2. */
+  arch?: ArchSpec;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

@@ -33,6 +33,11 @@ export interface ResolveModelOptions {
   retryDelayMs?: number;
   /** Abort an attempt when no bytes arrive for this long, in ms (default 60000). */
   idleTimeoutMs?: number;
+  /**
+   * Called with the downloaded config.json's path before any weight is fetched; throwing stops the download (so a
+   * model too large for the backend fails in seconds, not after gigabytes). Not called for local directories.
+   */
+  checkConfig?: (configPath: string) => Promise<void> | void;
 }
 
 /** A hub download that failed; the message says what to do about it. */
@@ -256,6 +261,7 @@ async function downloadModel(
   }
   await checkDownloadedJson(ctx, CONFIG);
   files.push(CONFIG);
+  if (opts.checkConfig) await opts.checkConfig(path.join(dir, CONFIG));
   if (await fetchFile(ctx, TOKENIZER)) {
     await checkDownloadedJson(ctx, TOKENIZER);
     files.push(TOKENIZER);

@@ -25,6 +25,11 @@ export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 export const SHARD_INDEX_FILE = 'model.safetensors.index.json';
 
 const DTYPE_BYTES: Readonly<Record<SafetensorsDtype, number>> = { F32: 4, F16: 2, BF16: 2 };
+/**
+ * Other safetensors dtypes: their headers are accepted (so that a checkpoint carrying BOOL causal-mask buffers, as
+ * converted Pythia and GPT-J files do, can load its float weights), but their data cannot be read.
+ */
+const OTHER_DTYPE_BYTES: Readonly<Record<string, number>> = { BOOL: 1, U8: 1, I8: 1, I16: 2, U16: 2, I32: 4, U32: 4, I64: 8, U64: 8, F64: 8 };
 const METADATA_KEY = '__metadata__';
 const LITTLE_ENDIAN = os.endianness() === 'LE';
 /** Elements converted per read for 16-bit dtypes, so the temporary buffer stays small (8 MB). */
@@ -52,6 +57,8 @@ export interface SafetensorsHeader {
   metadata: Record<string, string>;
   /** Tensors in header order. */
   entries: Map<string, SafetensorsEntry>;
+  /** Tensors of dtypes this reader cannot convert (BOOL, integers, F64) → their dtype; never loaded. */
+  unreadable: Map<string, string>;
 }
 
 /** One tensor read from a file, as Float32 whatever its stored dtype. */
@@ -170,7 +177,7 @@ function parseHeaderJson(
   file: string,
   headerBytes: Uint8Array,
   bufferSize: number,
-): { metadata: Record<string, string>; entries: Map<string, SafetensorsEntry> } {
+): { metadata: Record<string, string>; entries: Map<string, SafetensorsEntry>; unreadable: Map<string, string> } {
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes);
@@ -189,6 +196,9 @@ function parseHeaderJson(
 
   const metadata: Record<string, string> = {};
   const entries = new Map<string, SafetensorsEntry>();
+  const unreadable = new Map<string, string>();
+  // Unreadable entries take part in the offset checks under their real width, then move to `unreadable`.
+  const otherWidth = new Map<string, number>();
   for (const [name, raw] of Object.entries(json)) {
     if (name === METADATA_KEY) {
       if (!isPlainObject(raw)) throw new CheckpointError(file, `"${METADATA_KEY}" must be an object of strings`);
@@ -207,8 +217,12 @@ function parseHeaderJson(
     if (typeof dtype !== 'string') {
       throw new CheckpointError(file, `missing or non-string dtype for tensor "${name}"`);
     }
-    if (!(dtype in DTYPE_BYTES)) {
+    if (!(dtype in DTYPE_BYTES) && !(dtype in OTHER_DTYPE_BYTES)) {
       throw new CheckpointError(file, `unsupported dtype ${dtype} for tensor "${name}" (supported: F32, F16, BF16)`);
+    }
+    if (dtype in OTHER_DTYPE_BYTES) {
+      unreadable.set(name, dtype);
+      otherWidth.set(name, OTHER_DTYPE_BYTES[dtype]!);
     }
     const dt = dtype as SafetensorsDtype;
     if (!Array.isArray(shape) || !shape.every(isNonNegativeInt)) {
@@ -233,7 +247,7 @@ function parseHeaderJson(
     const end = offsets[1] as number;
     let count = 1;
     for (const d of shape as number[]) count *= d;
-    const expected = count * DTYPE_BYTES[dt];
+    const expected = count * (otherWidth.get(name) ?? DTYPE_BYTES[dt]);
     if (!Number.isSafeInteger(expected)) {
       throw new CheckpointError(file, `shape ${describe(shape)} of tensor "${name}" is too large`);
     }
@@ -268,7 +282,8 @@ function parseHeaderJson(
     }
     if (furthest === null || cur[1].dataOffsets[1] > furthest[1].dataOffsets[1]) furthest = cur;
   }
-  return { metadata, entries };
+  for (const name of unreadable.keys()) entries.delete(name);
+  return { metadata, entries, unreadable };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -328,8 +343,8 @@ async function readHeaderFrom(file: string, fh: FileHandle, size: number): Promi
   const headerBytes = new Uint8Array(headerLength);
   await readFully(file, fh, headerBytes, 8);
   const dataStart = 8 + headerLength;
-  const { metadata, entries } = parseHeaderJson(file, headerBytes, size - dataStart);
-  return { path: file, fileSize: size, headerLength, dataStart, metadata, entries };
+  const { metadata, entries, unreadable } = parseHeaderJson(file, headerBytes, size - dataStart);
+  return { path: file, fileSize: size, headerLength, dataStart, metadata, entries, unreadable };
 }
 
 function swapBytes(bytes: Uint8Array, width: number): void {
@@ -391,12 +406,18 @@ export async function readSafetensors(file: string, opts: SafetensorsReadOptions
   const { fh, size } = await openForRead(file);
   try {
     const header = await readHeaderFrom(file, fh, size);
+    const refuse = (name: string): never => {
+      throw new CheckpointError(file, `unsupported dtype ${header.unreadable.get(name)} for tensor "${name}" (supported: F32, F16, BF16)`);
+    };
     let wanted: [string, SafetensorsEntry][];
     if (opts.names === undefined) {
+      const first = header.unreadable.keys().next();
+      if (!first.done) refuse(first.value);
       wanted = [...header.entries];
     } else {
       wanted = [];
       for (const name of new Set(opts.names)) {
+        if (header.unreadable.has(name)) refuse(name);
         const entry = header.entries.get(name);
         if (entry === undefined) throw new CheckpointError(file, `tensor "${name}" is not in this file`);
         wanted.push([name, entry]);

@@ -93,7 +93,7 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-/** A GPT-2 family model with hookable states. */
+/** A model of any supported family (GPT-2, GPT-NeoX, LLaMA-style, GPT-J) with hookable states. */
 export class GPT2Model {
   readonly name: string;
   readonly config: GPT2Config;
@@ -109,12 +109,20 @@ export class GPT2Model {
 
   /** Every hook-point name of this model, in execution order. */
   hookNames(opts: { patterns?: boolean } = {}): string[] {
-    return hookNames(this.config.nLayer, opts);
+    return hookNames(this.config.nLayer, { ...opts, posEmbed: !this.config.arch });
   }
 
-  /** Token ids of a text (no BOS added, like GPT-2). */
+  /** Token ids of a text (a BOS only when the tokenizer adds one, as LLaMA's does; none for GPT-2). */
   encode(text: string): number[] {
     return this.requireTokenizer().encode(text).ids;
+  }
+
+  /**
+   * Token ids of a text that continues earlier text (a target or answer): no BOS, and a leading space joins the
+   * first piece for SentencePiece-style tokenizers. Equal to encode(text) for GPT-2.
+   */
+  encodeContinuation(text: string): number[] {
+    return this.requireTokenizer().encodeContinuation(text);
   }
 
   /** Text of token ids. */
@@ -186,6 +194,9 @@ export class GPT2Model {
     const hooks: Record<string, HookFn[]> = {};
     const add = (name: string, fn: HookFn) => {
       checkHookName(name, this.config.nLayer);
+      if (name === 'pos_embed' && this.config.arch) {
+        throw new Error(`hook point "pos_embed" does not exist in a ${this.config.modelType} model (rotary positions)`);
+      }
       (hooks[name] ??= []).push(fn);
     };
     for (const [name, h] of Object.entries(opts.hooks ?? {})) {
@@ -287,7 +298,7 @@ export class GPT2Model {
       const chunk = pairs.slice(i0, i0 + bs);
       const enc = chunk.map((p) => {
         const pi = tok.encode(p.prompt).ids;
-        const ti = tok.encode(p.target).ids;
+        const ti = tok.encodeContinuation(p.target);
         if (pi.length === 0) throw new Error(`scoreTargets: empty prompt`);
         if (ti.length === 0) throw new Error(`scoreTargets: target "${p.target}" has no tokens`);
         return { pi, ti };
@@ -412,7 +423,10 @@ export class GPT2Model {
     return ix[ix.length - 1];
   }
 
-  /** The live variable of a parameter, by HF name without `transformer.` (e.g. "h.5.mlp.c_proj.weight"). */
+  /**
+   * The live variable of a parameter, by HF name without the model prefix (e.g. "h.5.mlp.c_proj.weight",
+   * "layers.5.mlp.down_proj.weight"); matrices are [in, out].
+   */
   getParam(name: string): tf.Variable {
     return this.params.get(name);
   }

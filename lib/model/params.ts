@@ -4,9 +4,11 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { GPT2Config } from '../io/config.js';
+import { archParamSpecs, embedParam, headParam } from './family.js';
 
-/** Names and shapes of every parameter a GPT-2 of this config has (lm_head only when untied). */
+/** Names and shapes of every parameter a model of this config has (the output head only when untied). */
 export function paramShapes(cfg: GPT2Config): Map<string, number[]> {
+  if (cfg.arch) return new Map(archParamSpecs(cfg).map((s) => [s.name, s.shape]));
   const d = cfg.nEmbd;
   const m = new Map<string, number[]>();
   m.set('wte.weight', [cfg.vocabSize, d]);
@@ -38,7 +40,7 @@ export interface ParamSnapshot {
   readonly shape: readonly number[];
 }
 
-/** The parameters of one GPT-2; owns its variables. */
+/** The parameters of one model (any family; see family.ts for names and layouts); owns its variables. */
 export class GPT2Params {
   readonly config: GPT2Config;
   private readonly vars = new Map<string, tf.Variable>();
@@ -87,7 +89,7 @@ export class GPT2Params {
       throw new Error(`set("${name}"): shape [${value.shape}] does not match [${v.shape}]`);
     }
     v.assign(value.dtype === 'float32' ? value : tf.cast(value, 'float32'));
-    if (name === 'wte.weight' || name === 'lm_head.weight') this.invalidate();
+    if (name === embedParam(this.config) || name === headParam(this.config)) this.invalidate();
   }
 
   /** Copies a parameter's current value out (for a bit-exact restore later). */
@@ -111,7 +113,7 @@ export class GPT2Params {
 
   /** The unembedding matrix [d, V] (transposed once and cached, except in training mode). */
   unembedding(): tf.Tensor2D {
-    const src = this.config.tieWordEmbeddings ? this.get('wte.weight') : this.get('lm_head.weight');
+    const src = this.get(headParam(this.config));
     if (this.training) return tf.transpose(src) as tf.Tensor2D;
     if (!this.unembedCache || this.unembedCache.isDisposed) {
       this.unembedCache = tf.keep(tf.transpose(src) as tf.Tensor2D);

@@ -19,7 +19,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { forward, logitLens, type KVCache } from '../model/forward.js';
 import type { GPT2Model } from '../model/model.js';
-import { encodeText, encodeWithSubject, fillWithSpan, oneHotRows, padIds, selector } from './tokens.js';
+import { encodeTarget, encodeText, encodeWithSubject, fillWithSpan, oneHotRows, padIds, selector } from './tokens.js';
 import { spacedTarget, type EditRequest, type StepLoss } from './types.js';
 
 /** Hyperparameters of the v* optimisation. */
@@ -34,7 +34,7 @@ export interface ValueHparams {
 
 /** Result of computeValue. */
 export interface ValueResult {
-  /** v* = v₀ + δ [d] (an MLP output: includes the c_proj bias). */
+  /** v* = v₀ + δ [d] (an MLP output: includes the output projection's bias, when the family has one). */
   vStar: Float32Array;
   /** The unedited MLP output at the subject's last token of the bare prompt [d]. */
   v0: Float32Array;
@@ -175,7 +175,7 @@ export function computeValue(
   const cfg = model.config;
   const d = cfg.nEmbd;
   const V = cfg.vocabSize;
-  const targetIds = encodeText(model, spacedTarget(request.target));
+  const targetIds = encodeTarget(model, spacedTarget(request.target));
   if (targetIds.length === 0) throw new Error(`ROME: target "${request.target}" has no tokens`);
   const m = targetIds.length;
   if (templates[0] !== '{}') throw new Error('computeValue: the first context template must be "{}" (it defines v₀)');

@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { GPT2Model } from '../model/model.js';
+import { embedParam, paramLayer } from '../model/family.js';
 
 /** sha256 (hex) over the names, shapes and float32 bytes of the given parameters (default: all). */
 export function weightsHash(model: GPT2Model, names: readonly string[] = model.params.names()): string {
@@ -19,16 +20,15 @@ export function weightsHash(model: GPT2Model, names: readonly string[] = model.p
 
 /**
  * The parameters that determine the MLP key at `layer`: embeddings, every block before it, and the parts of block
- * `layer` up to the MLP nonlinearity. Editing `h.{layer}.mlp.c_proj` (what ROME does) leaves them unchanged, so
- * key statistics stay valid across sequential edits of that layer.
+ * `layer` up to the MLP nonlinearity. Editing that layer's MLP output projection (what ROME does) leaves them
+ * unchanged, so key statistics stay valid across sequential edits of that layer.
  */
 export function keyUpstreamParams(model: GPT2Model, layer: number): string[] {
-  const out = ['wte.weight', 'wpe.weight'];
+  const cfg = model.config;
+  const out = cfg.arch ? [embedParam(cfg)] : ['wte.weight', 'wpe.weight'];
   for (const n of model.params.names()) {
-    const m = /^h\.(\d+)\.(.*)$/.exec(n);
-    if (!m) continue;
-    const l = Number(m[1]);
-    if (l < layer || (l === layer && !m[2].startsWith('mlp.c_proj'))) out.push(n);
+    const at = paramLayer(cfg, n);
+    if (at && (at.layer < layer || (at.layer === layer && !at.mlpOut))) out.push(n);
   }
   return out;
 }

@@ -13,7 +13,7 @@ import { resolveRomeHparams, type RomeHparams } from './hparams.js';
 import { layerStats, type LayerStatsOptions } from './layerStats.js';
 import { mlpProjParams, rankOneVectors } from './rankOneUpdate.js';
 import { checkEditRequest, spacedTarget, type EditHandle, type EditRequest } from './types.js';
-import { encodeText, fillWithSpan } from './tokens.js';
+import { encodeTarget, encodeText, fillWithSpan } from './tokens.js';
 
 export * from './types.js';
 export * from './edits.js';
@@ -71,7 +71,7 @@ export async function edit(model: GPT2Model, request: EditRequest, hparams: Part
     layer: hp.layer,
     request: req,
     losses: value.losses,
-    updates: [{ kind: 'rank-one', param: mlpProjParams(hp.layer).weight, u: Array.from(r1.u), v: Array.from(r1.v) }],
+    updates: [{ kind: 'rank-one', param: mlpProjParams(hp.layer, model.config).weight, u: Array.from(r1.u), v: Array.from(r1.v) }],
     info: {
       hparams: hp,
       solver: solver.kind,
@@ -93,7 +93,7 @@ export async function edit(model: GPT2Model, request: EditRequest, hparams: Part
  * long prompt after a 10-token prefix); "{}" must fit, else the request is rejected.
  */
 export function fittingTemplates(model: GPT2Model, templates: readonly string[], req: EditRequest): string[] {
-  const m = encodeText(model, spacedTarget(req.target)).length;
+  const m = encodeTarget(model, spacedTarget(req.target)).length;
   const fits = (t: string) => encodeText(model, fillWithSpan(t, req.prompt, req.subject).text).length + m - 1 <= model.config.nPositions;
   if (!fits('{}')) throw new Error(`ROME: the prompt and target do not fit the model's context of ${model.config.nPositions} tokens`);
   return templates.filter(fits);

@@ -9,7 +9,9 @@
  * With k_r = k* (the paper's equation, default) this gives k*ᵀW' + b = v* exactly (up to float32 rounding).
  * With k_r = the bare-prompt key (the official code) it gives k_rᵀW' + b = v* instead.
  */
+import type { GPT2Config } from '../io/config.js';
 import type { GPT2Model } from '../model/model.js';
+import { mlpOutParams } from '../model/family.js';
 import type { CovarianceSolver } from './covariance.js';
 
 /** The two vectors of a rank-one edit (float32 values, as applied). */
@@ -22,9 +24,15 @@ export interface RankOneVectors {
   residualNorm: number;
 }
 
-/** MLP output projection parameter names of a layer. */
-export function mlpProjParams(layer: number): { weight: string; bias: string } {
-  return { weight: `h.${layer}.mlp.c_proj.weight`, bias: `h.${layer}.mlp.c_proj.bias` };
+/**
+ * MLP output projection parameter names of a layer ([nInner, d]): GPT-2 c_proj (the default without a config),
+ * NeoX dense_4h_to_h, LLaMA down_proj, GPT-J fc_out; bias null when the family has none.
+ */
+export function mlpProjParams(layer: number): { weight: string; bias: string };
+export function mlpProjParams(layer: number, cfg: GPT2Config): { weight: string; bias: string | null };
+export function mlpProjParams(layer: number, cfg?: GPT2Config): { weight: string; bias: string | null } {
+  if (!cfg) return { weight: `h.${layer}.mlp.c_proj.weight`, bias: `h.${layer}.mlp.c_proj.bias` };
+  return mlpOutParams(cfg, layer);
 }
 
 /** kᵀW + b in float64 for W [n, d] row-major, b [d]. */
@@ -50,9 +58,9 @@ export function rankOneVectors(
 ): RankOneVectors {
   const n = model.config.nInner;
   const d = model.config.nEmbd;
-  const names = mlpProjParams(layer);
+  const names = mlpProjParams(layer, model.config);
   const w = model.getParam(names.weight).dataSync() as Float32Array;
-  const b = model.getParam(names.bias).dataSync() as Float32Array;
+  const b = names.bias ? (model.getParam(names.bias).dataSync() as Float32Array) : new Float32Array(d);
   const x = solver.solve(kStar);
   let norm = 0;
   for (let i = 0; i < n; i++) norm += x[i] * x[i];

@@ -32,11 +32,18 @@ export function fillWithSpan(context: string, prompt: string, subject: string): 
   return { text: context.slice(0, c) + inner + context.slice(c + 2), at: c + p };
 }
 
-/** Ids of a text (no BOS, like GPT-2). */
+/** Ids of a text (a BOS only when the tokenizer adds one, as LLaMA's does; GPT-2's does not). */
 export function encodeText(model: GPT2Model, text: string): number[] {
   const tok = model.tokenizer;
   if (!tok) throw new Error(`model "${model.name}" has no tokenizer`);
   return tok.encode(text).ids;
+}
+
+/** Ids of a target (or answer) that follows a prompt: no BOS; see Tokenizer.encodeContinuation. */
+export function encodeTarget(model: GPT2Model, text: string): number[] {
+  const tok = model.tokenizer;
+  if (!tok) throw new Error(`model "${model.name}" has no tokenizer`);
+  return tok.encodeContinuation(text);
 }
 
 /** Right-pads rows into an int32 [B, T] tensor (causal attention: real tokens never see the padding). */

@@ -1,6 +1,7 @@
 /**
- * Byte-level BPE tokenizer (GPT-2 style) loaded from a local `tokenizer.json`, with character offsets and the
- * "which tokens are the subject" lookup that causal tracing and ROME need.
+ * BPE tokenizer loaded from a local `tokenizer.json` — byte-level (GPT-2, GPT-NeoX/Pythia, GPT-J, Qwen2) or
+ * SentencePiece-style Metaspace with byte fallback (LLaMA, Mistral) — with character offsets and the "which
+ * tokens are the subject" lookup that causal tracing and ROME need.
  *
  * Encoding itself is delegated to @xenova/transformers' PreTrainedTokenizer, constructed directly from the
  * parsed JSON so nothing is ever fetched from the Hub. Offsets are computed here, since xenova has none.
@@ -19,7 +20,7 @@ export interface Encoding {
 
 /** Options for encode / encodeBatch / tokenRange. */
 export interface EncodeOptions {
-  /** Prepend bosId (offsets [0, 0]); GPT-2 itself adds nothing. Throws if the tokenizer has no BOS. */
+  /** Prepend bosId (offsets [0, 0]); default `addsBos` (GPT-2 adds nothing, LLaMA adds <s>). Throws without a BOS. */
   addBos?: boolean;
 }
 
@@ -27,6 +28,15 @@ export interface EncodeOptions {
 export interface TokenRange {
   start: number;
   end: number;
+}
+
+/** Options for fromJSON. */
+export interface TokenizerJsonOptions {
+  /**
+   * Accept an NFC normalizer (GPT-NeoX, Qwen2). encode() then refuses text that NFC would change, since offsets
+   * must index the caller's text; almost all text is NFC already. Default false in fromJSON, true in fromFile.
+   */
+  acceptNfc?: boolean;
 }
 
 /** Options for decode. */
@@ -56,11 +66,63 @@ interface XenovaTokenizer {
 }
 
 interface JsonShape {
-  normalizer?: unknown;
-  pre_tokenizer?: { type?: unknown; add_prefix_space?: unknown } | null;
+  post_processor?: { type?: unknown; single?: unknown } | null;
+  normalizer?: { type?: unknown; normalizers?: unknown } | null;
+  pre_tokenizer?: { type?: unknown; add_prefix_space?: unknown; pretokenizers?: unknown; replacement?: unknown } | null;
   decoder?: { type?: unknown } | null;
   model?: { type?: unknown } | null;
   added_tokens?: unknown;
+}
+
+/** How token strings map to bytes of the text: GPT-2's byte alphabet, or '▁' for space plus <0xHH> bytes. */
+type TokenForm = 'byte-level' | 'metaspace';
+
+const METASPACE = '\u2581';
+const BYTE_TOKEN = /^<0x([0-9A-Fa-f]{2})>$/;
+
+function typeOf(x: unknown): unknown {
+  return typeof x === 'object' && x !== null ? (x as { type?: unknown }).type : undefined;
+}
+
+/** The special token a TemplateProcessing post-processor puts before a single text, if any. */
+function templateBosToken(j: JsonShape): string | null {
+  const pp = j.post_processor;
+  if (typeOf(pp) !== 'TemplateProcessing' || !Array.isArray(pp!.single)) return null;
+  const first = pp!.single[0] as { SpecialToken?: { id?: unknown } } | undefined;
+  const tokenId = first?.SpecialToken?.id;
+  return typeof tokenId === 'string' ? tokenId : null;
+}
+
+/** Classifies a tokenizer.json (throwing for kinds whose offsets cannot be computed); `nfc` when NFC-normalized. */
+function classify(j: JsonShape, opts: TokenizerJsonOptions): { form: TokenForm; nfc: boolean } {
+  if (j.model?.type !== 'BPE') throw new Error(`tokenizer.json: expected model.type "BPE", got ${JSON.stringify(j.model?.type)}`);
+  const pre = j.pre_tokenizer;
+  const norm = j.normalizer;
+  // SentencePiece conversions: either normalizer [Prepend '▁', Replace ' ' → '▁'] with no pre-tokenizer (LLaMA 1/2,
+  // TinyLlama, Mistral), or a Metaspace pre-tokenizer (newer conversions).
+  const normParts = typeOf(norm) === 'Sequence' && Array.isArray(norm!.normalizers) ? (norm!.normalizers as unknown[]) : [];
+  const spNormalizer =
+    normParts.length > 0 && normParts.every((n) => typeOf(n) === 'Prepend' || typeOf(n) === 'Replace') && (pre === null || pre === undefined);
+  if (spNormalizer || (typeOf(pre) === 'Metaspace' && (norm === null || norm === undefined))) {
+    if (typeOf(pre) === 'Metaspace' && pre!.replacement !== undefined && pre!.replacement !== METASPACE) {
+      throw new Error(`tokenizer.json: Metaspace replacement ${JSON.stringify(pre!.replacement)} is not supported (only "▁")`);
+    }
+    return { form: 'metaspace', nfc: false };
+  }
+  // Byte-level: a ByteLevel pre-tokenizer, alone or after regex Splits (Qwen2).
+  const preParts: unknown[] = typeOf(pre) === 'Sequence' && Array.isArray(pre!.pretokenizers) ? (pre!.pretokenizers as unknown[]) : [pre];
+  const byteLevel = preParts.find((p) => typeOf(p) === 'ByteLevel') as { add_prefix_space?: unknown } | undefined;
+  if (!byteLevel || preParts.some((p) => typeOf(p) !== 'ByteLevel' && typeOf(p) !== 'Split') || j.decoder?.type !== 'ByteLevel') {
+    throw new Error('tokenizer.json: only byte-level BPE (ByteLevel pre_tokenizer and decoder) or Metaspace BPE is supported');
+  }
+  if (byteLevel.add_prefix_space === true) {
+    throw new Error('tokenizer.json: add_prefix_space=true is not supported (GPT-2 uses false; offsets assume no inserted text)');
+  }
+  if (norm !== null && norm !== undefined) {
+    if (typeOf(norm) === 'NFC' && opts.acceptNfc) return { form: 'byte-level', nfc: true };
+    throw new Error('tokenizer.json: normalizers are not supported (offsets would not refer to the input text; NFC is, with acceptNfc)');
+  }
+  return { form: 'byte-level', nfc: false };
 }
 
 const EOT = '<|endoftext|>';
@@ -100,20 +162,40 @@ export class Tokenizer {
   /** Number of ids (largest id + 1), added tokens included: 50257 for GPT-2. */
   readonly vocabSize: number;
 
+  /** 'byte-level' (GPT-2, NeoX, GPT-J, Qwen2) or 'metaspace' (SentencePiece-style: LLaMA, Mistral). */
+  readonly form: TokenForm;
+  /**
+   * Whether encode() starts every text with bosId by default: true when the tokenizer.json's post-processor
+   * template does (LLaMA, Mistral), as Hugging Face's tokenizer(text) does; false for GPT-2, NeoX, GPT-J, Qwen2.
+   */
+  readonly addsBos: boolean;
+
   private readonly inner: XenovaTokenizer;
   private readonly added: Map<number, XenovaAddedToken>;
   private readonly tokenBytes: Array<Uint8Array | null | undefined>;
+  private readonly nfc: boolean;
 
-  private constructor(inner: XenovaTokenizer) {
+  private constructor(inner: XenovaTokenizer, form: TokenForm, nfc: boolean, bosToken: string | null) {
     this.inner = inner;
+    this.form = form;
+    this.nfc = nfc;
     this.added = new Map(inner.added_tokens.map((t) => [t.id, t]));
     this.vocabSize = inner.model.vocab.length;
     this.tokenBytes = new Array<Uint8Array | null | undefined>(this.vocabSize);
-    this.eosId = inner.model.tokens_to_ids.get(EOT) ?? null;
-    this.bosId = this.eosId;
+    const id = (s: string) => inner.model.tokens_to_ids.get(s);
+    if (form === 'metaspace') {
+      this.eosId = id('</s>') ?? null;
+      this.bosId = id('<s>') ?? null;
+    } else {
+      this.eosId = id(EOT) ?? null;
+      this.bosId = this.eosId;
+    }
+    const templateBos = bosToken !== null ? id(bosToken) : undefined;
+    if (templateBos !== undefined) this.bosId = templateBos;
+    this.addsBos = templateBos !== undefined;
   }
 
-  /** Loads a local tokenizer.json (byte-level BPE, no normalizer); never touches the network. */
+  /** Loads a local tokenizer.json (byte-level BPE, NFC accepted, or Metaspace BPE); never touches the network. */
   static async fromFile(path: string): Promise<Tokenizer> {
     const text = await readFile(path, 'utf8');
     let json: unknown;
@@ -123,34 +205,32 @@ export class Tokenizer {
       throw new Error(`${path}: not valid JSON (${(e as Error).message}); the file may be truncated`);
     }
     try {
-      return Tokenizer.fromJSON(json as object);
+      return Tokenizer.fromJSON(json as object, { acceptNfc: true });
     } catch (e) {
       // Name the file: "tokenizer.json: ..." alone does not say which one.
       throw new Error(`${path}: ${(e as Error).message.replace(/^tokenizer\.json: /, '')}`, { cause: e });
     }
   }
 
-  /** Builds a tokenizer from a parsed tokenizer.json object (byte-level BPE, no normalizer). */
-  static fromJSON(json: object): Tokenizer {
+  /** Builds a tokenizer from a parsed tokenizer.json object (byte-level or Metaspace BPE; see TokenizerJsonOptions). */
+  static fromJSON(json: object, opts: TokenizerJsonOptions = {}): Tokenizer {
     const j = json as JsonShape;
-    if (j.model?.type !== 'BPE') throw new Error(`tokenizer.json: expected model.type "BPE", got ${JSON.stringify(j.model?.type)}`);
-    if (j.pre_tokenizer?.type !== 'ByteLevel' || j.decoder?.type !== 'ByteLevel') {
-      throw new Error('tokenizer.json: only byte-level BPE (ByteLevel pre_tokenizer and decoder) is supported');
-    }
-    if (j.pre_tokenizer.add_prefix_space === true) {
-      throw new Error('tokenizer.json: add_prefix_space=true is not supported (GPT-2 uses false; offsets assume no inserted text)');
-    }
-    if (j.normalizer !== null && j.normalizer !== undefined) {
-      throw new Error('tokenizer.json: normalizers are not supported (offsets would not refer to the input text)');
-    }
+    const { form, nfc } = classify(j, opts);
     checkBpeModel(j.model as Record<string, unknown>);
     if (j.added_tokens !== undefined && j.added_tokens !== null && !Array.isArray(j.added_tokens)) {
       throw new Error('tokenizer.json: "added_tokens" must be an array');
     }
     const config = { clean_up_tokenization_spaces: false, model_max_length: Number.MAX_SAFE_INTEGER };
-    const copy = { ...json, added_tokens: Array.isArray(j.added_tokens) ? j.added_tokens : [] };
+    const copy: Record<string, unknown> = { ...json, added_tokens: Array.isArray(j.added_tokens) ? j.added_tokens : [] };
+    if (form === 'metaspace' && typeOf(j.pre_tokenizer) === 'Metaspace') {
+      // xenova prepends '▁' only with add_prefix_space (newer files say prepend_scheme instead) and never for
+      // 'first' when encoding a single text; for one text, 'first' and 'always' are the same rule.
+      const pre = j.pre_tokenizer as Record<string, unknown>;
+      const scheme = pre['prepend_scheme'] ?? (pre['add_prefix_space'] === false ? 'never' : 'always');
+      copy['pre_tokenizer'] = { ...pre, prepend_scheme: scheme === 'never' ? 'never' : 'always', add_prefix_space: scheme !== 'never' };
+    }
     const inner = new PreTrainedTokenizer(copy, config) as unknown as XenovaTokenizer;
-    return new Tokenizer(inner);
+    return new Tokenizer(inner, form, nfc, templateBosToken(j));
   }
 
   /** Builds a tokenizer from GPT-2-style files: vocab (encoder.json / vocab.json) and merges (vocab.bpe / merges.txt). */
@@ -168,18 +248,31 @@ export class Tokenizer {
    * cover the whole text (except whitespace swallowed by an lstrip/rstrip added token, which GPT-2 has none of).
    */
   encode(text: string, options: EncodeOptions = {}): Encoding {
+    if (this.nfc && text.normalize('NFC') !== text) {
+      throw new Error('tokenizer: this tokenizer NFC-normalizes its input; pass text.normalize("NFC") so that offsets index your text');
+    }
     const ids = this.inner.encode(text, null, { add_special_tokens: false });
     const cache = this.inner.model.cache;
     if (cache !== undefined && cache.size > MAX_BPE_CACHE) cache.clear();
     const tokens = ids.map((id) => this.idToToken(id));
     const offsets = this.computeOffsets(text, ids, tokens);
-    if (options.addBos) {
+    if (options.addBos ?? this.addsBos) {
       if (this.bosId === null) throw new Error('addBos: this tokenizer has no BOS token');
       ids.unshift(this.bosId);
       tokens.unshift(this.idToToken(this.bosId));
       offsets.unshift([0, 0]);
     }
     return { ids, tokens, offsets };
+  }
+
+  /**
+   * Ids of `text` as a continuation of earlier text (a target after a prompt): never a BOS, and for Metaspace
+   * tokenizers a leading space is carried by the first piece's '▁' (" Paris" → ["▁Paris"], not ["▁", "▁Paris"]).
+   * Byte-level tokenizers: the same ids as encode(text) without BOS.
+   */
+  encodeContinuation(text: string): number[] {
+    const body = this.form === 'metaspace' && text.startsWith(' ') ? text.slice(1) : text;
+    return this.encode(body, { addBos: false }).ids;
   }
 
   /** encode() for each text. */
@@ -238,7 +331,12 @@ export class Tokenizer {
   private bytesOf(id: number, token: string): Uint8Array {
     let b = this.tokenBytes[id];
     if (b === undefined) {
-      b = byteLevelToBytes(token);
+      if (this.form === 'byte-level') b = byteLevelToBytes(token);
+      else {
+        // SentencePiece pieces: '▁' is a space; <0xHH> is one raw byte (byte fallback).
+        const m = BYTE_TOKEN.exec(token);
+        b = m ? Uint8Array.of(parseInt(m[1]!, 16)) : utf8.encode(token.split(METASPACE).join(' '));
+      }
       this.tokenBytes[id] = b;
     }
     if (b === null) throw new Error(`token ${JSON.stringify(token)} (id ${id}) is not a byte-level token`);
@@ -247,6 +345,25 @@ export class Tokenizer {
 
   // Walks the UTF-8 bytes of the text alongside the bytes of each token.
   private computeOffsets(text: string, ids: number[], tokens: string[]): Array<[number, number]> {
+    if (this.form === 'metaspace') return this.metaspaceOffsets(text, ids, tokens);
+    return this.walkOffsets(text, ids, tokens);
+  }
+
+  // SentencePiece-style tokenizers may prepend one '▁' (a space) to the text; offsets are computed on that text
+  // and shifted back, so the prefix space belongs to the first token's range start.
+  private metaspaceOffsets(text: string, ids: number[], tokens: string[]): Array<[number, number]> {
+    let total = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const added = this.added.get(ids[i]!);
+      total += added ? utf8.encode(added.content).length : this.bytesOf(ids[i]!, tokens[i]!).length;
+    }
+    const prefix = total - utf8.encode(text).length;
+    if (prefix !== 0 && prefix !== 1) throw new Error(`internal: tokens hold ${total} bytes for a text of ${total - prefix}`);
+    if (prefix === 0) return this.walkOffsets(text, ids, tokens);
+    return this.walkOffsets(' ' + text, ids, tokens).map(([a, b]) => [Math.max(0, a - 1), Math.max(0, b - 1)] as [number, number]);
+  }
+
+  private walkOffsets(text: string, ids: number[], tokens: string[]): Array<[number, number]> {
     const bytes = utf8.encode(text);
     const nBytes = bytes.length;
     // For every byte: the UTF-16 range of the character it belongs to. unitToByte: byte offset of each unit.

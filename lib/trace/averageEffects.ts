@@ -130,10 +130,10 @@ export interface AverageEffectsOptions {
 export function isKnownAnswer(model: GPT2Model, answerId: number, attribute: string): boolean {
   const attr = attribute.trim();
   if (!attr) return false;
-  const first = model.encode(' ' + attr)[0];
+  const first = model.encodeContinuation(' ' + attr)[0];
   if (answerId === first) return true;
   const top = model.decode([answerId]).trim();
-  return top.length > 0 && (top === model.decode([first]).trim() || top === model.decode([model.encode(attr)[0]]).trim());
+  return top.length > 0 && (top === model.decode([first]).trim() || top === model.decode([model.encodeContinuation(attr)[0]]).trim());
 }
 
 function settingsKey(model: GPT2Model, o: { kinds: readonly StateKind[]; windows: Record<string, number>; samples: number; noise: number; seed: number; severed: boolean }): string {

@@ -244,7 +244,7 @@ export class TraceSession {
           throw new Error(`causal trace: answer id ${answerId} out of range [0, ${cfg.vocabSize})`);
         }
       } else {
-        const a = model.encode(opts.answer);
+        const a = model.encodeContinuation(opts.answer);
         if (a.length === 0) throw new Error(`causal trace: answer ${JSON.stringify(opts.answer)} has no tokens`);
         // The trace scores one next token; silently scoring the first of several would trace another answer.
         if (a.length > 1) {
@@ -277,7 +277,8 @@ export class TraceSession {
       idsCorrupt.dispose();
       outCorrupt.hidden.dispose();
       kv = outCorrupt.present;
-      corruptStates.set('input.0', tf.add(tokEmb!, posEmb!) as tf.Tensor3D);
+      // Rotary families have no position embedding: their block-0 input is the (noised) token embedding.
+      corruptStates.set('input.0', (posEmb ? tf.add(tokEmb!, posEmb) : tf.clone(tokEmb!)) as tf.Tensor3D);
       (tokEmb as tf.Tensor | null)?.dispose();
       (posEmb as tf.Tensor | null)?.dispose();
       for (let l = 1; l <= L; l++) corruptStates.set(`input.${l}`, corruptStates.get(stateHook('hidden', l - 1))!);

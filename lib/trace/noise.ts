@@ -10,6 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { GPT2Model } from '../model/model.js';
+import { embedParam } from '../model/family.js';
 import { loadKnownFacts } from '../data/knownFacts.js';
 
 /** Options of embeddingNoiseLevel. */
@@ -24,7 +25,7 @@ const cache = new Map<string, number>();
 function cacheKey(model: GPT2Model, subjects: readonly string[]): string {
   const h = createHash('sha256');
   for (const s of subjects) h.update(s).update('\u0000');
-  return `${model.name}|${model.params.get('wte.weight').id}|${subjects.length}|${h.digest('hex')}`;
+  return `${model.name}|${model.params.get(embedParam(model.config)).id}|${subjects.length}|${h.digest('hex')}`;
 }
 
 /** σ: standard deviation (n−1) of all elements of the token embeddings of the subjects' tokens. Cached per model. */
@@ -34,11 +35,11 @@ export function embeddingStd(model: GPT2Model, subjects: readonly string[]): num
   const hit = cache.get(key);
   if (hit !== undefined) return hit;
   const ids: number[] = [];
-  for (const s of subjects) ids.push(...model.encode(s));
+  for (const s of subjects) ids.push(...model.encodeContinuation(s));
   if (ids.length === 0) throw new Error('embeddingStd: the subjects have no tokens');
   const d = model.config.nEmbd;
   // Two-pass moments in float64 on the host: millions of float32 elements would lose digits in a float32 sum.
-  const rows = tf.tidy(() => tf.gather(model.params.get('wte.weight'), tf.tensor1d(ids, 'int32')));
+  const rows = tf.tidy(() => tf.gather(model.params.get(embedParam(model.config)), tf.tensor1d(ids, 'int32')));
   const data = rows.dataSync();
   rows.dispose();
   let sum = 0;
