@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { gpt2VocabModelDir } from './helpers/cliModels.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const sh = (cmd: string) => spawnSync('bash', ['-c', `set -o pipefail; ${cmd}`], { cwd: repo, encoding: 'utf8', timeout: 120_000, env: { ...process.env, ROME_TS_QUIET: '1' } });
+const sh = (cmd: string) => spawnSync('bash', ['-c', `set -o pipefail; ${cmd}`], { cwd: repo, encoding: 'utf8', timeout: 600_000, env: { ...process.env, ROME_TS_QUIET: '1' } });
 
 test('pipe: inspect --json with a full GPT-2 vocabulary arrives whole through a pipe (~1 MB, all 50257 logits)', async (t) => {
   const dir = await gpt2VocabModelDir();

@@ -24,7 +24,7 @@ test('demo: runs offline in a fresh clone without ../shared (noise level from th
   const env: NodeJS.ProcessEnv = { ...process.env, ROME_TS_CACHE: path.join(root, 'cache'), HF_ENDPOINT: 'http://127.0.0.1:9' };
   delete env.ROME_TS_DATA;
   delete env.ROME_TS_MODEL;
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--import', noNet, 'scripts/demo.ts'], { cwd: clone, env, encoding: 'utf8', timeout: 240_000 });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--import', noNet, 'scripts/demo.ts'], { cwd: clone, env, encoding: 'utf8', timeout: 600_000 });
   t.is(r.status, 0, `exit ${r.status}\n${r.stderr.slice(-2000)}`);
   t.regex(r.stdout, /== causal trace \(MLP/);
   t.regex(r.stdout, /p\* = 0\.\d{3}, corrupted p_low = 0\.\d{3}/);
@@ -38,7 +38,7 @@ test('demo: an error prints one short readable line, not the WASM module source'
     cwd: repo,
     env: { ...process.env, ROME_TS_DEBUG: '' },
     encoding: 'utf8',
-    timeout: 120_000,
+    timeout: 600_000,
   });
   t.is(r.status, 1);
   t.regex(r.stderr, /^demo: error: .*no-such-model-dir-rome-ts/m);
