@@ -5,9 +5,9 @@
  */
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runKernelCommand } from '../lib/cli/kernelCommand.js';
 
@@ -57,6 +57,15 @@ function runCells(cells: Cell[], env: NodeJS.ProcessEnv, cwd = join(ROOT, 'noteb
   return JSON.parse(r.stdout) as { results: CellResult[]; alive_at_end: boolean };
 }
 
+/** Whether node_modules holds globals' typings that an older `kernel install` wrote for THIS checkout. */
+function legacyTypingsOfThisCheckout(): boolean {
+  const dir = join(ROOT, 'node_modules', '@types', 'rome-ts-kernel-globals');
+  const dts = join(dir, 'index.d.ts');
+  if (!existsSync(dts)) return false;
+  const target = /import\('([^']+)'\)/.exec(readFileSync(dts, 'utf8'))?.[1];
+  return target !== undefined && realpathSync(resolve(realpathSync(dir), target)) === realpathSync(join(ROOT, 'dist', 'lib', 'index.js'));
+}
+
 test.before(() => {
   const launcher = join(ROOT, 'dist', 'kernel', 'launcher.js');
   if (!existsSync(launcher)) throw new Error(`${launcher} is missing: run \`npm run build\` before the kernel tests`);
@@ -79,8 +88,9 @@ test.serial('kernel install registers "rome-ts" and is idempotent', async (t) =>
   t.is(spec.display_name, 'TypeScript (rome-ts)');
   t.is(spec.language, 'typescript');
   t.deepEqual(spec.argv.slice(1), [join(ROOT, 'dist', 'kernel', 'launcher.js'), '{connection_file}']);
-  // The globals are typed in memory by the kernel: install writes nothing into node_modules.
-  t.false(existsSync(join(ROOT, 'node_modules', '@types', 'rome-ts-kernel-globals')));
+  // The globals are typed in memory by the kernel: install writes nothing into node_modules (a copy there may
+  // belong to another checkout sharing node_modules, written by an older install; it must not be this one's).
+  t.false(legacyTypingsOfThisCheckout());
   t.is(await runKernelCommand(['install', '--bogus']), 2);
 });
 
@@ -213,7 +223,7 @@ test.serial('kernel uninstall removes the spec (and install restores it)', async
   t.true(ours());
   t.is(await runKernelCommand(['uninstall', '--user', '--python', PYTHON]), 0);
   t.false(ours());
-  t.false(existsSync(join(ROOT, 'node_modules', '@types', 'rome-ts-kernel-globals')));
+  t.false(legacyTypingsOfThisCheckout());
   t.is(await runKernelCommand(['uninstall', '--user', '--python', PYTHON]), 0, 'uninstalling twice is harmless');
   // Leave the shared node_modules as the rest of the suite (and scripts/run-notebooks.sh) expects it.
   t.is(await runKernelCommand(['install', '--python', PYTHON]), 0);
