@@ -284,6 +284,18 @@ function resolveOptions(o: FactCorpusOptions): FactCorpusManifest['options'] {
   };
 }
 
+/** Index of the first string ≥ `p` in a sorted array (its length when none): where strings that begin with p start. */
+function lowerBound(sorted: readonly string[], p: string): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if ((sorted[mid] as string) < p) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 /** Splits `total` exposures over `n` slots as evenly as possible (earlier slots get the remainder). */
 function spread(total: number, n: number): number[] {
   const base = Math.floor(total / n);
@@ -557,14 +569,7 @@ export async function buildFactCorpus(opts: FactCorpusOptions = {}): Promise<Fac
   }
   const promptKeys = [...promptObjects.keys()].sort();
   const begunByOther = (p: string, object: string): boolean => {
-    let lo = 0;
-    let hi = promptKeys.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if ((promptKeys[mid] as string) < p) lo = mid + 1;
-      else hi = mid;
-    }
-    for (let i = lo; i < promptKeys.length && (promptKeys[i] as string).startsWith(p); i++) {
+    for (let i = lowerBound(promptKeys, p); i < promptKeys.length && (promptKeys[i] as string).startsWith(p); i++) {
       const objs = promptObjects.get(promptKeys[i] as string) as Set<string>;
       if ([...objs].some((x) => x !== object)) return true;
     }
@@ -623,13 +628,7 @@ export async function buildFactCorpus(opts: FactCorpusOptions = {}): Promise<Fac
   // is not held out for that subject.
   const trainedSorted = [...new Set(facts.flatMap((f) => f.trainedPrompts))].sort();
   const begunByTrained = (p: string): boolean => {
-    let lo = 0;
-    let hi = trainedSorted.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if ((trainedSorted[mid] as string) < p) lo = mid + 1;
-      else hi = mid;
-    }
+    const lo = lowerBound(trainedSorted, p);
     return lo < trainedSorted.length && (trainedSorted[lo] as string).startsWith(p);
   };
   let heldOutExcluded = 0;
