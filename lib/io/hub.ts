@@ -4,7 +4,7 @@ import { createHash, type Hash } from 'node:crypto';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { SHARD_INDEX_FILE, readShardIndex } from './safetensors.js';
-import { parseGPT2Config } from './config.js';
+import { parseModelConfig } from './familyConfig.js';
 import { formatBytes, progressBar, type ProgressBar } from '../progress.js';
 
 /** Progress of one file download, in bytes (including bytes resumed from an earlier attempt). */
@@ -302,7 +302,7 @@ async function downloadModel(
   return dir;
 }
 
-/** Why a downloaded JSON file cannot be used (config.json is validated as a GPT-2 config), or null. */
+/** Why a downloaded JSON file cannot be used (config.json is validated as a config of a supported family), or null. */
 async function jsonFileProblem(file: string, kind: typeof CONFIG | typeof TOKENIZER): Promise<string | null> {
   let json: unknown;
   try {
@@ -312,7 +312,7 @@ async function jsonFileProblem(file: string, kind: typeof CONFIG | typeof TOKENI
   }
   if (kind === CONFIG) {
     try {
-      parseGPT2Config(json, file);
+      parseModelConfig(json, file);
     } catch (err) {
       return (err as Error).message;
     }
