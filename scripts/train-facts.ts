@@ -13,6 +13,10 @@
  * --object-weight W multiplies the loss of the object tokens of every fact sentence by W (lib/train/objectWeights.ts);
  * 1 is the plain language-model loss.
  *
+ * --subject-knockout K: during training steps, in blocks 0 … K−1, the tokens after a fact line's subject cannot attend
+ * to the subject's tokens (lib/train/subjectKnockout.ts), so the lower MLPs can serve the object only at the subject;
+ * 0 (default) trains the plain model. The saved model is a plain GPT-2 either way.
+ *
  * --dropout P applies dropout with probability P at GPT-2's four places during training steps (lib/model/dropout.ts).
  *
  * --time-budget M times the first steps and then fixes the number of steps (at most --steps) so that training,
@@ -35,9 +39,10 @@ import { forward } from '../lib/model/forward.js';
 import type { GPT2Params } from '../lib/model/params.js';
 import { createRng } from '../lib/rng.js';
 import { Tokenizer } from '../lib/tokenizer/tokenizer.js';
-import { evalWindows, splitDocuments, tokenizeFile, writeFileAtomic, type Batch } from '../lib/train/data.js';
+import { evalWindows, splitDocuments, tokenizeFile, writeFileAtomic, type Batch, type StreamKnockout } from '../lib/train/data.js';
 import { factLine } from '../lib/data/factCorpus.js';
 import { factObjectWeights, type FactSentence } from '../lib/train/objectWeights.js';
+import { subjectKnockout } from '../lib/train/subjectKnockout.js';
 import { countParams, makeConfig } from '../lib/train/init.js';
 import { meanLoss, train, TRAIN_CHECKPOINT, type Metrics } from '../lib/train/trainLoop.js';
 import { installErrorReporter } from '../lib/cli/exit.js';
@@ -69,6 +74,7 @@ interface Args {
   progressSeconds: number;
   threads: number;
   objectWeight: number;
+  subjectKnockout: number;
   dropout: number;
   corpus: string;
   tokenizer: string;
@@ -80,7 +86,7 @@ interface Args {
 const USAGE =
   'usage: train-facts [--name rome-facts] [--steps N] [--batch B] [--seq T] [--lr X] [--min-lr X] [--warmup N] ' +
   '[--wd X] [--clip X] [--seed N] [--layers N] [--d N] [--heads N] [--positions N] [--eval-every N] ' +
-  '[--ckpt-every N] [--max-minutes M] [--time-budget M] [--eval-facts N] [--valid-windows N] [--progress-seconds S] [--threads N] [--object-weight W] [--dropout P] [--corpus DIR] [--tokenizer FILE] ' +
+  '[--ckpt-every N] [--max-minutes M] [--time-budget M] [--eval-facts N] [--valid-windows N] [--progress-seconds S] [--threads N] [--object-weight W] [--subject-knockout K] [--dropout P] [--corpus DIR] [--tokenizer FILE] ' +
   '[--work DIR] [--out DIR] [--fresh]';
 
 function usage(msg: string): never {
@@ -113,6 +119,7 @@ function parseArgs(argv: string[]): Args {
     progressSeconds: 30,
     threads: 1,
     objectWeight: 1,
+    subjectKnockout: 0,
     dropout: 0,
     corpus: 'build/corpus',
     tokenizer: 'build/tokenizer.json',
@@ -143,6 +150,7 @@ function parseArgs(argv: string[]): Args {
     '--progress-seconds': 'progressSeconds',
     '--threads': 'threads',
     '--object-weight': 'objectWeight',
+    '--subject-knockout': 'subjectKnockout',
     '--dropout': 'dropout',
   };
   const strings: Record<string, keyof Args> = {
@@ -173,6 +181,9 @@ function parseArgs(argv: string[]): Args {
   }
   for (const k of ['steps', 'batch', 'seq', 'layers', 'd', 'heads', 'positions'] as const) {
     if (!Number.isInteger(a[k]) || a[k] <= 0) usage(`--${k} must be a positive integer`);
+  }
+  if (!Number.isInteger(a.subjectKnockout) || a.subjectKnockout >= a.layers) {
+    usage(`--subject-knockout must be an integer from 0 to layers − 1 (${a.layers - 1}), got ${a.subjectKnockout}`);
   }
   if (!/^[\w.-]+$/.test(a.name)) usage(`--name must be a plain name, got "${a.name}"`);
   return a;
@@ -314,6 +325,22 @@ async function main(): Promise<void> {
         `(of ${r.stats.documents} documents, ${tokens.length} tokens)`,
     );
   }
+  let knockout: StreamKnockout | undefined;
+  let knockoutStats: Record<string, number> | undefined;
+  if (a.subjectKnockout > 0) {
+    const lines = new Map<string, string>();
+    for (const f of [...facts, ...corpusExtras.syntheticFacts]) {
+      for (const prompt of f.trainedPrompts) lines.set(factLine(prompt, f.object), f.subject);
+    }
+    const docs = splitDocuments(await fsp.readFile(trainFile, 'utf8'), 'line');
+    const r = subjectKnockout(tokens, docs, lines, tok, a.subjectKnockout);
+    knockout = r.knockout;
+    knockoutStats = { ...r.stats, layers: a.subjectKnockout };
+    say(
+      `subject knockout in blocks 0–${a.subjectKnockout - 1}: ${r.stats.documents} fact lines, ${r.stats.queries} query tokens ` +
+        `(${r.stats.skipped} lines skipped: subject tokens not aligned)`,
+    );
+  }
   const sets = factEvalSets(facts, tok, a.evalFacts, a.seed + 1000);
   const validBatches: Batch[] = evalWindows(validTokens, a.seq, a.validWindows, a.batch);
   const pad = tok.eosId ?? 0;
@@ -354,6 +381,7 @@ async function main(): Promise<void> {
     config,
     tokens,
     tokenWeights,
+    ...(knockout ? { knockout } : {}),
     steps: a.steps,
     batch: a.batch,
     seqLen: a.seq,
@@ -381,6 +409,7 @@ async function main(): Promise<void> {
       trainTokens: tokens.length,
       validTokens: validTokens.length,
       ...(objectWeightStats ? { objectWeights: objectWeightStats } : {}),
+      ...(knockoutStats ? { subjectKnockout: knockoutStats } : {}),
       evalPrompts: { trained: sets.trained!.length, heldOut: sets.heldOut!.length, known: sets.known!.length },
     },
   });

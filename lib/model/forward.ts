@@ -42,6 +42,13 @@ export interface ForwardOptions {
    * attention and MLP outputs before they join the residual stream — applied after any hook at that point.
    */
   dropout?: DropoutSpec;
+  /**
+   * Attention knockout: an additive bias [B or 1, 1, T, S] (0 = keep, −1e9 = cut) added to the attention scores of
+   * the listed blocks only, before the softmax, so each query's remaining weights renormalise (Geva et al. 2023's
+   * knockout). Used to cut chosen query→key edges in some layers (e.g. positions after a subject from the subject
+   * in the lower layers, during training).
+   */
+  knockout?: { bias: tf.Tensor4D; layers: readonly number[] };
 }
 
 /** Result of a forward run; the caller owns (and must dispose) every tensor in it. */
@@ -147,6 +154,8 @@ interface BlockEnv {
   opts: ForwardOptions;
   drop: DropoutSpec | undefined;
   mask: tf.Tensor;
+  /** The causal mask plus the knockout bias, for the knockout's layers. */
+  knockoutMask: tf.Tensor | null;
   B: number;
   T: number;
   pastLen: number;
@@ -171,13 +180,19 @@ function withPast(env: BlockEnv, l: number, k: tf.Tensor4D, v: tf.Tensor4D): [tf
   return [kAll, vAll];
 }
 
+/** The additive attention mask of block l. */
+function maskOf(env: BlockEnv, l: number): tf.Tensor {
+  return env.knockoutMask && env.opts.knockout?.layers.includes(l) ? env.knockoutMask : env.mask;
+}
+
 function hookCtx(env: BlockEnv, name: string, layer: number | null): HookContext {
   return { name, layer, positionOffset: env.pastLen };
 }
 
 /** One GPT-2 block on the residual x [B, T, d]. */
 function gpt2Block(env: BlockEnv, l: number, x: tf.Tensor): tf.Tensor {
-  const { params, opts, drop, mask, B, T } = env;
+  const { params, opts, drop, B, T } = env;
+  const mask = maskOf(env, l);
   const cfg = params.config;
   const H = cfg.nHead;
   const d = cfg.nEmbd;
@@ -257,7 +272,8 @@ function applyRotary(arch: ArchSpec, x: tf.Tensor, rope: { cos: tf.Tensor; sin: 
 
 /** A NeoX, LLaMA-style or GPT-J block on the residual x [B, T, d]; wiring from cfg.arch (see ArchSpec). */
 function archBlock(env: BlockEnv, l: number, x: tf.Tensor): tf.Tensor {
-  const { params, opts, drop, mask, B, T } = env;
+  const { params, opts, drop, B, T } = env;
+  const mask = maskOf(env, l);
   const cfg = params.config;
   const a = cfg.arch as ArchSpec;
   const H = cfg.nHead;
@@ -396,11 +412,23 @@ export function forward(params: GPT2Params, ids: tf.Tensor2D | null, opts: Forwa
       const pad = tf.reshape(tf.mul(tf.sub(1, tf.cast(opts.attentionMask, 'float32')), -1e9), [B, 1, 1, S]);
       mask = tf.add(mask, pad);
     }
+    let knockoutMask: tf.Tensor | null = null;
+    if (opts.knockout) {
+      const kb = opts.knockout.bias;
+      if (kb.rank !== 4 || (kb.shape[0] !== B && kb.shape[0] !== 1) || kb.shape[1] !== 1 || kb.shape[2] !== T || kb.shape[3] !== S) {
+        throw new Error(`forward: knockout bias has shape [${kb.shape}], expected [${B} or 1, 1, ${T}, ${S}]`);
+      }
+      for (const l of opts.knockout.layers) {
+        if (!Number.isInteger(l) || l < 0 || l >= L) throw new Error(`forward: knockout layer ${l} is not a layer of a ${L}-layer model`);
+      }
+      knockoutMask = tf.add(mask, kb);
+    }
     const env: BlockEnv = {
       params,
       opts,
       drop,
       mask,
+      knockoutMask,
       B,
       T,
       pastLen,

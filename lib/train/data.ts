@@ -128,6 +128,25 @@ export interface Batch {
   weights?: Float32Array;
   /** Training dropout for this batch (rate and one mask seed per row); absent: none. */
   dropout?: { rate: number; rowSeeds: Uint32Array };
+  /**
+   * Subject knockout for this batch: in blocks 0 … layers−1, query (b, t) does not attend to keys
+   * [cutFrom[b·T+t], cutTo[b·T+t]) of its row (window positions; an empty range cuts nothing).
+   */
+  knockout?: SubjectKnockout;
+}
+
+/** Per-query key ranges cut from the attention of the lower `layers` blocks (see Batch.knockout). */
+export interface SubjectKnockout {
+  layers: number;
+  cutFrom: Int32Array;
+  cutTo: Int32Array;
+}
+
+/** Stream-level key ranges to cut per query token (−1 where nothing is cut), with the number of lower blocks. */
+export interface StreamKnockout {
+  layers: number;
+  from: Int32Array;
+  to: Int32Array;
 }
 
 /**
@@ -148,12 +167,26 @@ export class WindowSampler {
   private offset = 0;
   private index = 0;
 
-  constructor(tokens: Int32Array, seqLen: number, seed: number, cursor?: SamplerCursor, weights?: Float32Array) {
+  /** Key ranges cut from each stream token's lower-layer attention; null: none. */
+  readonly knockout: StreamKnockout | null;
+
+  constructor(
+    tokens: Int32Array,
+    seqLen: number,
+    seed: number,
+    cursor?: SamplerCursor,
+    weights?: Float32Array,
+    knockout?: StreamKnockout,
+  ) {
     if (!Number.isInteger(seqLen) || seqLen < 1) throw new Error(`WindowSampler: seqLen must be a positive integer, got ${seqLen}`);
     if (weights !== undefined && weights.length !== tokens.length) {
       throw new Error(`WindowSampler: ${weights.length} token weights for ${tokens.length} tokens`);
     }
+    if (knockout !== undefined && (knockout.from.length !== tokens.length || knockout.to.length !== tokens.length)) {
+      throw new Error(`WindowSampler: knockout ranges for ${knockout.from.length} tokens, the stream has ${tokens.length}`);
+    }
     this.weights = weights ?? null;
+    this.knockout = knockout ?? null;
     if (tokens.length < 2 * seqLen + 1) {
       throw new Error(`WindowSampler: ${tokens.length} tokens are too few for windows of ${seqLen} (need ≥ ${2 * seqLen + 1})`);
     }
@@ -192,14 +225,30 @@ export class WindowSampler {
     const inputs = new Int32Array(B * T);
     const targets = new Int32Array(B * T);
     const weights = this.weights ? new Float32Array(B * T) : undefined;
+    const ko = this.knockout;
+    const cutFrom = ko ? new Int32Array(B * T) : null;
+    const cutTo = ko ? new Int32Array(B * T) : null;
     for (let b = 0; b < B; b++) {
       if (this.index >= this.order.length) this.startEpoch(this.epoch + 1);
       const start = this.offset + (this.order[this.index++] as number) * T;
       inputs.set(this.tokens.subarray(start, start + T), b * T);
       targets.set(this.tokens.subarray(start + 1, start + T + 1), b * T);
       if (weights && this.weights) weights.set(this.weights.subarray(start + 1, start + T + 1), b * T);
+      if (ko && cutFrom && cutTo) {
+        for (let t = 0; t < T; t++) {
+          const f = ko.from[start + t] as number;
+          if (f < 0) continue;
+          // Window-relative; a range that began before the window is clipped to its start.
+          const to = (ko.to[start + t] as number) - start;
+          if (to <= 0) continue;
+          cutFrom[b * T + t] = Math.max(0, f - start);
+          cutTo[b * T + t] = to;
+        }
+      }
     }
-    return weights ? { inputs, targets, batch: B, seqLen: T, weights } : { inputs, targets, batch: B, seqLen: T };
+    const out: Batch = weights ? { inputs, targets, batch: B, seqLen: T, weights } : { inputs, targets, batch: B, seqLen: T };
+    if (ko && cutFrom && cutTo) out.knockout = { layers: ko.layers, cutFrom, cutTo };
+    return out;
   }
 }
 

@@ -19,7 +19,7 @@ import { forward } from '../model/forward.js';
 import { GPT2Params } from '../model/params.js';
 import { countParams, initWeights } from './init.js';
 import { AdamW, lrAt, type AdamWState } from './optimizer.js';
-import { WindowSampler, writeFileAtomic, type Batch, type SamplerCursor } from './data.js';
+import { WindowSampler, writeFileAtomic, type Batch, type SamplerCursor, type StreamKnockout } from './data.js';
 import { startParallelGrads } from './dataParallel.js';
 import { logLine } from '../log.js';
 
@@ -39,6 +39,11 @@ export interface TrainOptions {
    * everywhere. The logged loss is then the weighted loss.
    */
   tokenWeights?: Float32Array;
+  /**
+   * Subject knockout during training steps: per stream token, the key range it may not attend to in blocks
+   * 0 … layers−1 (lib/train/subjectKnockout.ts). Evaluations run the plain model.
+   */
+  knockout?: StreamKnockout;
   /** Total optimizer steps (the upper bound when timeBudgetMinutes is set). */
   steps: number;
   /**
@@ -158,8 +163,12 @@ const DROPOUT_STREAM = 0xd40;
 export function batchLoss(params: GPT2Params, batch: Batch): tf.Scalar {
   return tf.tidy(() => {
     const ids = tf.tensor2d(batch.inputs, [batch.batch, batch.seqLen], 'int32');
-    const logits = forward(params, ids, { logits: 'all', ...(batch.dropout ? { dropout: batch.dropout } : {}) })
-      .logits as tf.Tensor3D;
+    const knockout = batch.knockout ? knockoutBias(batch) : undefined;
+    const logits = forward(params, ids, {
+      logits: 'all',
+      ...(batch.dropout ? { dropout: batch.dropout } : {}),
+      ...(knockout ? { knockout } : {}),
+    }).logits as tf.Tensor3D;
     const V = logits.shape[2];
     const flat = tf.reshape(logits, [-1, V]);
     const logp = tf.logSoftmax(flat as tf.Tensor2D);
@@ -172,6 +181,25 @@ export function batchLoss(params: GPT2Params, batch: Batch): tf.Scalar {
     }
     return tf.div(tf.neg(tf.sum(tf.mul(logp, onehot))), batch.batch * batch.seqLen) as tf.Scalar;
   });
+}
+
+/** The forward's knockout option for a batch's cut ranges: bias [B, 1, T, T] (−1e9 on cut edges), lower blocks. */
+export function knockoutBias(batch: Batch): { bias: tf.Tensor4D; layers: number[] } | undefined {
+  const k = batch.knockout;
+  if (!k) return undefined;
+  const B = batch.batch;
+  const T = batch.seqLen;
+  if (k.cutFrom.length !== B * T || k.cutTo.length !== B * T) {
+    throw new Error(`knockoutBias: ${k.cutFrom.length} cut ranges for ${B * T} positions`);
+  }
+  const data = new Float32Array(B * T * T);
+  for (let i = 0; i < B * T; i++) {
+    const t = i % T;
+    // A query never loses itself (or anything at or after it): every row keeps a finite score.
+    const to = Math.min(k.cutTo[i] as number, t);
+    for (let s = Math.max(0, k.cutFrom[i] as number); s < to; s++) data[i * T + s] = -1e9;
+  }
+  return { bias: tf.tensor4d(data, [B, 1, T, T]), layers: Array.from({ length: k.layers }, (_, l) => l) };
 }
 
 /** Mean cross-entropy (nats per token) over fixed batches, without gradients. */
@@ -210,6 +238,12 @@ function fingerprint(o: TrainOptions): Record<string, unknown> {
     tokensSha256: sha256(new Uint8Array(o.tokens.buffer, o.tokens.byteOffset, o.tokens.byteLength)),
     // Only when on, so checkpoints of runs without dropout keep their fingerprint.
     ...(o.dropout ? { dropout: o.dropout } : {}),
+    ...(o.knockout
+      ? {
+          knockoutLayers: o.knockout.layers,
+          knockoutSha256: sha256(new Uint8Array(o.knockout.from.buffer, o.knockout.from.byteOffset, o.knockout.from.byteLength)),
+        }
+      : {}),
     ...(o.tokenWeights
       ? { tokenWeightsSha256: sha256(new Uint8Array(o.tokenWeights.buffer, o.tokenWeights.byteOffset, o.tokenWeights.byteLength)) }
       : {}),
@@ -370,7 +404,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   if (loaded) opt.setState(loaded.adam);
   const byVarName = new Map(names.map((n) => [params.get(n).name, n]));
   const vars = params.variables();
-  const sampler = new WindowSampler(o.tokens, o.seqLen, o.seed + 1, cursor, o.tokenWeights);
+  const sampler = new WindowSampler(o.tokens, o.seqLen, o.seed + 1, cursor, o.tokenWeights, o.knockout);
   const threads = o.threads ?? 1;
   if (!Number.isInteger(threads) || threads < 1) throw new Error(`train: threads must be a positive integer, got ${threads}`);
   if (o.batch % threads !== 0) throw new Error(`train: batch ${o.batch} must be a multiple of threads (${threads})`);

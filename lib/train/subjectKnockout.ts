@@ -1,0 +1,97 @@
+/**
+ * Subject knockout: a training-time restriction that makes a small model look facts up at the subject.
+ *
+ * Why: a small model trained on "<subject> <relation> <object>" lines learns to copy the subject's tokens to the
+ * last position with its first attention layer and to recall the object there (results/recipe-v2.md, R0–R2), so
+ * nothing is stored at the subject and a rank-one edit of a subject MLP changes nothing. If, in the lower blocks,
+ * the positions after the subject cannot attend to it, the only way the lower MLPs can serve the object is at the
+ * subject's own positions; the upper blocks (full attention) must then read it from there — the paper's picture
+ * (early-middle MLPs at the last subject token, then attention at the last token). The restriction exists only
+ * during training steps: the saved model is a plain GPT-2 and every evaluation runs it unrestricted.
+ */
+import type { StreamKnockout, TokenizerLike } from './data.js';
+
+/** A fact line of the corpus and the subject it names (first occurrence is the one cut). */
+export interface SubjectLine {
+  line: string;
+  subject: string;
+}
+
+/** Counts from subjectKnockout. */
+export interface SubjectKnockoutStats {
+  /** Documents whose subject range was cut. */
+  documents: number;
+  /** Query tokens with a cut range. */
+  queries: number;
+  /** Fact lines skipped because the subject's tokens do not align with the line's (a BPE merge across its edge). */
+  skipped: number;
+}
+
+/**
+ * Stream-level cut ranges for a stream laid out as tokenizeText writes it (EOS, doc₁, EOS, doc₂, …, EOS): in
+ * every document found in `lines`, each token after the subject gets the subject's token range; −1 elsewhere.
+ * `layers` lower blocks are restricted. Throws when the stream does not match `docs` (a stale token cache).
+ */
+export function subjectKnockout(
+  tokens: Int32Array,
+  docs: readonly string[],
+  lines: ReadonlyMap<string, string>,
+  tok: TokenizerLike,
+  layers: number,
+): { knockout: StreamKnockout; stats: SubjectKnockoutStats } {
+  if (!Number.isInteger(layers) || layers < 1) throw new Error(`subjectKnockout: layers must be a positive integer, got ${layers}`);
+  const eos = tok.eosId;
+  if (eos === null) throw new Error('subjectKnockout: the tokenizer has no EOS token, so documents cannot be located in the stream');
+  const from = new Int32Array(tokens.length).fill(-1);
+  const to = new Int32Array(tokens.length).fill(-1);
+  // Token span of the subject within each distinct line (fact lines repeat); null when it does not align.
+  const spans = new Map<string, { length: number; start: number; end: number } | null>();
+  const isPrefix = (a: number[], b: number[]) => a.length <= b.length && a.every((x, i) => x === b[i]);
+  const spanOf = (line: string, subject: string) => {
+    if (spans.has(line)) return spans.get(line) ?? null;
+    const all = tok.encode(line).ids;
+    const at = line.indexOf(subject);
+    let s: { length: number; start: number; end: number } | null = null;
+    if (at >= 0 && subject.length > 0) {
+      // Byte-level BPE attaches a space to the word after it, so the subject's first token owns the space before it.
+      const head = line.slice(0, at).replace(/\s+$/, '');
+      const before = head.length === 0 ? [] : tok.encode(head).ids;
+      const through = tok.encode(line.slice(0, at + subject.length)).ids;
+      if (isPrefix(before, through) && isPrefix(through, all) && through.length > before.length) {
+        s = { length: all.length, start: before.length, end: through.length };
+      }
+    }
+    spans.set(line, s);
+    return s;
+  };
+  if (tokens[0] !== eos) throw new Error('subjectKnockout: the stream does not start with EOS');
+  let pos = 1;
+  let documents = 0;
+  let queries = 0;
+  let skipped = 0;
+  for (let d = 0; d < docs.length; d++) {
+    let end = pos;
+    while (end < tokens.length && tokens[end] !== eos) end++;
+    if (end >= tokens.length) throw new Error(`subjectKnockout: the stream ends before document ${d + 1} of ${docs.length}`);
+    const line = docs[d] as string;
+    const subject = lines.get(line);
+    if (subject !== undefined) {
+      const s = spanOf(line, subject);
+      if (!s) skipped++;
+      else {
+        if (s.length !== end - pos) {
+          throw new Error(`subjectKnockout: document ${d + 1} has ${end - pos} tokens in the stream, ${s.length} when encoded: stale token cache?`);
+        }
+        for (let t = pos + s.end; t < end; t++) {
+          from[t] = pos + s.start;
+          to[t] = pos + s.end;
+          queries++;
+        }
+        documents++;
+      }
+    }
+    pos = end + 1;
+  }
+  if (pos !== tokens.length) throw new Error(`subjectKnockout: ${tokens.length - pos} stream tokens after the last of ${docs.length} documents`);
+  return { knockout: { layers, from, to }, stats: { documents, queries, skipped } };
+}

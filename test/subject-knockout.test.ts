@@ -1,0 +1,157 @@
+import test from 'ava';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../lib/backend.js';
+import { forward } from '../lib/model/forward.js';
+import { GPT2Params } from '../lib/model/params.js';
+import { WindowSampler, type Batch } from '../lib/train/data.js';
+import { batchRows } from '../lib/train/dataParallel.js';
+import { initWeights, makeConfig } from '../lib/train/init.js';
+import { subjectKnockout } from '../lib/train/subjectKnockout.js';
+import { knockoutBias } from '../lib/train/trainLoop.js';
+import { WordTokenizer } from './helpers/wordTokenizer.js';
+
+test.before(async () => {
+  await initBackend({ quiet: true });
+});
+
+const config = makeConfig({ nLayer: 3, nEmbd: 32, nHead: 2, nPositions: 16, vocabSize: 40, eosTokenId: 0, bosTokenId: 0 });
+const maxDiff = (x: Float32Array, y: Float32Array) => x.reduce((m, xi, i) => Math.max(m, Math.abs(xi - (y[i] as number))), 0);
+
+function logitsOf(params: GPT2Params, ids: tf.Tensor2D, opts: Parameters<typeof forward>[2] = {}): Float32Array {
+  const out = forward(params, ids, opts);
+  const v = out.logits!.dataSync() as Float32Array;
+  out.logits!.dispose();
+  out.hidden.dispose();
+  return v;
+}
+
+test('forward knockout: the same run as renormalising the attention pattern without the cut edges, only in the listed layers', (t) => {
+  const params = new GPT2Params(config, initWeights(config, 3));
+  const T = 6;
+  const ids = tf.tensor2d([[1, 5, 9, 3, 7, 2], [4, 4, 8, 1, 11, 6]], [2, T], 'int32');
+  // Row 0: queries 3..5 lose keys 1..2; row 1: query 5 loses key 0.
+  const cut = (b: number, q: number, k: number) => (b === 0 && q >= 3 && k >= 1 && k <= 2) || (b === 1 && q === 5 && k === 0);
+  const bias = new Float32Array(2 * T * T);
+  const keep = new Float32Array(2 * T * T).fill(1);
+  for (let b = 0; b < 2; b++) for (let q = 0; q < T; q++) for (let k = 0; k < T; k++) if (cut(b, q, k)) {
+    bias[(b * T + q) * T + k] = -1e9;
+    keep[(b * T + q) * T + k] = 0;
+  }
+  const biasT = tf.tensor4d(bias, [2, 1, T, T]);
+  const keepT = tf.tensor4d(keep, [2, 1, T, T]);
+  const renorm = (p: tf.Tensor) => tf.tidy(() => {
+    const kept = tf.mul(p, keepT);
+    return tf.div(kept, tf.sum(kept, -1, true));
+  });
+  const plain = logitsOf(params, ids);
+  // After the first run: the causal mask is cached for the process.
+  const before = tf.memory().numTensors;
+  const viaKnockout = logitsOf(params, ids, { knockout: { bias: biasT, layers: [0, 2] } });
+  const viaHook = logitsOf(params, ids, { hooks: { 'blocks.0.attn.pattern': renorm, 'blocks.2.attn.pattern': renorm } });
+  t.true(maxDiff(viaKnockout, viaHook) < 1e-5, `knockout vs renormalised pattern: ${maxDiff(viaKnockout, viaHook)}`);
+  t.true(maxDiff(viaKnockout, plain) > 1e-4, 'cutting edges must change the run');
+  // Queries before any cut edge (row 0, positions 0..2) are untouched.
+  const V = 40;
+  t.true(maxDiff(viaKnockout.subarray(0, 3 * V), plain.subarray(0, 3 * V)) < 1e-6);
+  t.is(tf.memory().numTensors, before);
+  t.throws(() => logitsOf(params, ids, { knockout: { bias: biasT, layers: [3] } }), { message: /knockout layer 3/ });
+  const wrong = tf.zeros([2, 1, T, T + 1]) as tf.Tensor4D;
+  t.throws(() => logitsOf(params, ids, { knockout: { bias: wrong, layers: [0] } }), { message: /knockout bias has shape/ });
+  tf.dispose([biasT, keepT, wrong, ids]);
+  params.dispose();
+});
+
+test('forward knockout of every earlier key in every layer: each position computes alone (its token at its position)', (t) => {
+  const params = new GPT2Params(config, initWeights(config, 5));
+  const row = [7, 2, 9, 13, 4];
+  const T = row.length;
+  const bias = new Float32Array(T * T);
+  for (let q = 0; q < T; q++) for (let k = 0; k < q; k++) bias[q * T + k] = -1e9;
+  const biasT = tf.tensor4d(bias, [1, 1, T, T]);
+  const ids = tf.tensor2d([row], [1, T], 'int32');
+  const all = logitsOf(params, ids, { knockout: { bias: biasT, layers: [0, 1, 2] } });
+  const V = 40;
+  for (let q = 0; q < T; q++) {
+    const one = tf.tensor2d([[row[q] as number]], [1, 1], 'int32');
+    const pos = tf.tensor2d([[q]], [1, 1], 'int32');
+    const alone = logitsOf(params, one, { positionIds: pos });
+    t.true(maxDiff(all.subarray(q * V, (q + 1) * V), alone) < 1e-5, `position ${q}`);
+    tf.dispose([one, pos]);
+  }
+  tf.dispose([biasT, ids]);
+  params.dispose();
+});
+
+test('subjectKnockout: every token after the subject gets the subject range, nothing before it or in other documents', (t) => {
+  const docs = ['the capital of France is Paris .', 'some general text here', 'Berlin Wall is in Germany .'];
+  const tok = new WordTokenizer(docs.join(' '));
+  const stream: number[] = [0];
+  for (const d of docs) stream.push(...tok.encode(d).ids, 0);
+  const tokens = Int32Array.from(stream);
+  const lines = new Map([
+    [docs[0]!, 'France'],
+    [docs[2]!, 'Berlin Wall'],
+  ]);
+  const { knockout, stats } = subjectKnockout(tokens, docs, lines, tok, 2);
+  t.is(knockout.layers, 2);
+  t.deepEqual(stats, { documents: 2, queries: 3 + 4, skipped: 0 });
+  // Doc 0 occupies stream 1..7: "France" is stream 4; queries 5..7 (is, Paris, .) cut [4, 5).
+  const expectFrom = new Array(tokens.length).fill(-1);
+  const expectTo = new Array(tokens.length).fill(-1);
+  for (const q of [5, 6, 7]) [expectFrom[q], expectTo[q]] = [4, 5];
+  // Doc 2 starts at stream 14 ("Berlin"): subject 14..15, queries 16..19.
+  for (const q of [16, 17, 18, 19]) [expectFrom[q], expectTo[q]] = [14, 16];
+  t.deepEqual(Array.from(knockout.from), expectFrom);
+  t.deepEqual(Array.from(knockout.to), expectTo);
+  // A subject that is not in its line is counted as skipped, not guessed.
+  const r = subjectKnockout(tokens, docs, new Map([[docs[0]!, 'Spain']]), tok, 1);
+  t.is(r.stats.skipped, 1);
+  t.true(r.knockout.from.every((x) => x === -1));
+  t.throws(() => subjectKnockout(tokens.slice(0, 10), docs, lines, tok, 1), { message: /stream ends before document/ });
+  t.throws(() => subjectKnockout(tokens, docs, lines, tok, 0), { message: /layers must be a positive integer/ });
+});
+
+test('WindowSampler and batchRows carry the cut ranges window-relative (clipped at the window start); knockoutBias never cuts a query itself', (t) => {
+  const n = 64;
+  const tokens = Int32Array.from({ length: n }, (_, i) => i % 30);
+  const from = new Int32Array(n).fill(-1);
+  const to = new Int32Array(n).fill(-1);
+  for (let q = 20; q < 30; q++) [from[q], to[q]] = [15, 18];
+  const sampler = new WindowSampler(tokens, 8, 1, undefined, undefined, { layers: 2, from, to });
+  let seen = 0;
+  for (let i = 0; i < 40; i++) {
+    const b = sampler.next(2);
+    const k = b.knockout!;
+    t.is(k.layers, 2);
+    for (let r = 0; r < 2; r++) {
+      for (let p = 0; p < 8; p++) {
+        const j = r * 8 + p;
+        // The stream position of this input token is recovered from its value (tokens are i % 30, windows < 30 apart).
+        if ((k.cutTo[j] as number) > (k.cutFrom[j] as number)) {
+          seen++;
+          t.true((k.cutTo[j] as number) <= p, 'a cut range ends before its query');
+          t.true((k.cutFrom[j] as number) >= 0);
+          const tokAt = b.inputs[j] as number;
+          t.true(tokAt >= 20 && tokAt < 30, `query token ${tokAt} is one of the cut queries`);
+          t.is((k.cutTo[j] as number) - p, 18 - tokAt, 'range end sits at the subject end');
+        }
+      }
+    }
+    const half = batchRows(b, 1, 2);
+    t.deepEqual(Array.from(half.knockout!.cutFrom), Array.from(k.cutFrom.subarray(8)));
+  }
+  t.true(seen > 0);
+  const batch: Batch = {
+    inputs: new Int32Array(4),
+    targets: new Int32Array(4),
+    batch: 1,
+    seqLen: 4,
+    knockout: { layers: 1, cutFrom: Int32Array.from([0, 0, 0, 1]), cutTo: Int32Array.from([0, 3, 2, 9]) },
+  };
+  const kb = knockoutBias(batch)!;
+  const v = Array.from(kb.bias.dataSync()).map((x) => (x < -1 ? 1 : 0));
+  kb.bias.dispose();
+  // Query 1 asks to cut [0,3) but keeps itself; query 2 cuts [0,2); query 3 cuts [1,9) → keys 1,2 only.
+  t.deepEqual(v, [0, 0, 0, 0, 1, 0, 0, 0, 1, 1, 0, 0, 0, 1, 1, 0]);
+  t.deepEqual(kb.layers, [0]);
+});
