@@ -15,7 +15,10 @@
  *
  * --subject-knockout K: during training steps, in blocks 0 … K−1, the tokens after a fact line's subject cannot attend
  * to the subject's tokens (lib/train/subjectKnockout.ts), so the lower MLPs can serve the object only at the subject;
- * 0 (default) trains the plain model. The saved model is a plain GPT-2 either way.
+ * 0 (default) trains the plain model. The saved model is a plain GPT-2 either way. --leak-penalty X (default 1) adds
+ * X × the attention mass the cut edges would get without the cut (per token, summed over those blocks and heads), so
+ * the saved model, which runs without the cut, leaves them unused too (without it, noise at the subject leaks into
+ * the later positions through attention they were never trained to use).
  *
  * --dropout P applies dropout with probability P at GPT-2's four places during training steps (lib/model/dropout.ts).
  *
@@ -75,6 +78,7 @@ interface Args {
   threads: number;
   objectWeight: number;
   subjectKnockout: number;
+  leakPenalty: number;
   dropout: number;
   corpus: string;
   tokenizer: string;
@@ -86,7 +90,7 @@ interface Args {
 const USAGE =
   'usage: train-facts [--name rome-facts] [--steps N] [--batch B] [--seq T] [--lr X] [--min-lr X] [--warmup N] ' +
   '[--wd X] [--clip X] [--seed N] [--layers N] [--d N] [--heads N] [--positions N] [--eval-every N] ' +
-  '[--ckpt-every N] [--max-minutes M] [--time-budget M] [--eval-facts N] [--valid-windows N] [--progress-seconds S] [--threads N] [--object-weight W] [--subject-knockout K] [--dropout P] [--corpus DIR] [--tokenizer FILE] ' +
+  '[--ckpt-every N] [--max-minutes M] [--time-budget M] [--eval-facts N] [--valid-windows N] [--progress-seconds S] [--threads N] [--object-weight W] [--subject-knockout K] [--leak-penalty X] [--dropout P] [--corpus DIR] [--tokenizer FILE] ' +
   '[--work DIR] [--out DIR] [--fresh]';
 
 function usage(msg: string): never {
@@ -120,6 +124,7 @@ function parseArgs(argv: string[]): Args {
     threads: 1,
     objectWeight: 1,
     subjectKnockout: 0,
+    leakPenalty: 1,
     dropout: 0,
     corpus: 'build/corpus',
     tokenizer: 'build/tokenizer.json',
@@ -151,6 +156,7 @@ function parseArgs(argv: string[]): Args {
     '--threads': 'threads',
     '--object-weight': 'objectWeight',
     '--subject-knockout': 'subjectKnockout',
+    '--leak-penalty': 'leakPenalty',
     '--dropout': 'dropout',
   };
   const strings: Record<string, keyof Args> = {
@@ -334,8 +340,8 @@ async function main(): Promise<void> {
     }
     const docs = splitDocuments(await fsp.readFile(trainFile, 'utf8'), 'line');
     const r = subjectKnockout(tokens, docs, lines, tok, a.subjectKnockout);
-    knockout = r.knockout;
-    knockoutStats = { ...r.stats, layers: a.subjectKnockout };
+    knockout = a.leakPenalty > 0 ? { ...r.knockout, leakPenalty: a.leakPenalty } : r.knockout;
+    knockoutStats = { ...r.stats, layers: a.subjectKnockout, leakPenalty: a.leakPenalty };
     say(
       `subject knockout in blocks 0–${a.subjectKnockout - 1}: ${r.stats.documents} fact lines, ${r.stats.queries} query tokens ` +
         `(${r.stats.skipped} lines skipped: subject tokens not aligned)`,

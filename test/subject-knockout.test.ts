@@ -7,7 +7,7 @@ import { WindowSampler, type Batch } from '../lib/train/data.js';
 import { batchRows } from '../lib/train/dataParallel.js';
 import { initWeights, makeConfig } from '../lib/train/init.js';
 import { subjectKnockout } from '../lib/train/subjectKnockout.js';
-import { knockoutBias } from '../lib/train/trainLoop.js';
+import { batchLoss, knockoutBias } from '../lib/train/trainLoop.js';
 import { WordTokenizer } from './helpers/wordTokenizer.js';
 
 test.before(async () => {
@@ -154,4 +154,65 @@ test('WindowSampler and batchRows carry the cut ranges window-relative (clipped 
   // Query 1 asks to cut [0,3) but keeps itself; query 2 cuts [0,2); query 3 cuts [1,9) → keys 1,2 only.
   t.deepEqual(v, [0, 0, 0, 0, 1, 0, 0, 0, 1, 1, 0, 0, 0, 1, 1, 0]);
   t.deepEqual(kb.layers, [0]);
+});
+
+test('knockout leak: the mass the plain run gives the cut edges, per knockout layer; the penalty enters the batch loss with its gradient', (t) => {
+  const params = new GPT2Params(config, initWeights(config, 9));
+  const T = 5;
+  const ids = tf.tensor2d([[3, 8, 1, 6, 2]], [1, T], 'int32');
+  const bias = new Float32Array(T * T);
+  for (const q of [3, 4]) for (const k of [1, 2]) bias[q * T + k] = -1e9;
+  const biasT = tf.tensor4d(bias, [1, 1, T, T]);
+  // Independent value: the plain run's attention pattern, captured by a hook, summed over the cut edges.
+  const expected: number[] = [];
+  const hooks: Record<string, (p: tf.Tensor) => undefined> = {};
+  for (const l of [0, 1]) {
+    hooks[`blocks.${l}.attn.pattern`] = (p) => {
+      const v = p.dataSync() as Float32Array;
+      let m = 0;
+      for (let h = 0; h < 2; h++) for (const q of [3, 4]) for (const k of [1, 2]) m += v[(h * T + q) * T + k] as number;
+      expected.push(m);
+      return undefined;
+    };
+  }
+  logitsOf(params, ids, { hooks });
+  // The cut changes layer 1's input, so compare layer 0 exactly and layer 1 by its definition on the cut run.
+  const leak: tf.Scalar[] = [];
+  logitsOf(params, ids, { knockout: { bias: biasT, layers: [0, 1], leak } });
+  t.is(leak.length, 2);
+  t.true(Math.abs((leak[0]!.dataSync()[0] as number) - (expected[0] as number)) < 1e-5, `layer 0 leak ${leak[0]!.dataSync()[0]} vs ${expected[0]}`);
+  t.true((leak[1]!.dataSync()[0] as number) > 0);
+  tf.dispose(leak);
+  // batchLoss: the penalty adds weight × Σ leak / (B·T) to the cross-entropy.
+  const batch: Batch = {
+    inputs: Int32Array.from([3, 8, 1, 6, 2]),
+    targets: Int32Array.from([8, 1, 6, 2, 3]),
+    batch: 1,
+    seqLen: T,
+    knockout: { layers: 2, cutFrom: Int32Array.from([0, 0, 0, 1, 1]), cutTo: Int32Array.from([0, 0, 0, 3, 3]) },
+  };
+  const plainLoss = batchLoss(params, batch);
+  const withPenalty = batchLoss(params, { ...batch, knockout: { ...batch.knockout!, leakPenalty: 2 } });
+  const leak2: tf.Scalar[] = [];
+  logitsOf(params, ids, { knockout: { bias: biasT, layers: [0, 1], leak: leak2 } });
+  const total = (leak2[0]!.dataSync()[0] as number) + (leak2[1]!.dataSync()[0] as number);
+  const diff = (withPenalty.dataSync()[0] as number) - (plainLoss.dataSync()[0] as number);
+  t.true(Math.abs(diff - (2 * total) / T) < 1e-5, `penalty ${diff} vs ${(2 * total) / T}`);
+  tf.dispose([plainLoss, withPenalty, ...leak2, biasT, ids]);
+  // Its gradient reaches the attention weights of layer 0.
+  const vars = params.variables();
+  const { value, grads } = tf.variableGrads(() => {
+    const lk: tf.Scalar[] = [];
+    const x = tf.tensor2d([[3, 8, 1, 6, 2]], [1, T], 'int32');
+    const b = tf.tensor4d(bias, [1, 1, T, T]);
+    const out = forward(params, x, { logits: 'none', knockout: { bias: b, layers: [0], leak: lk } });
+    out.hidden.dispose();
+    return lk[0]!;
+  }, vars);
+  const g = Object.entries(grads).find(([k]) => k.includes('h.0.attn.c_attn.weight'));
+  t.truthy(g);
+  t.true((tf.norm(g![1]).dataSync()[0] as number) > 0);
+  value.dispose();
+  tf.dispose(Object.values(grads));
+  params.dispose();
 });

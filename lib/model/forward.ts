@@ -48,7 +48,16 @@ export interface ForwardOptions {
    * knockout). Used to cut chosen query→key edges in some layers (e.g. positions after a subject from the subject
    * in the lower layers, during training).
    */
-  knockout?: { bias: tf.Tensor4D; layers: readonly number[] };
+  knockout?: {
+    bias: tf.Tensor4D;
+    layers: readonly number[];
+    /**
+     * When given, each knockout layer appends (kept; the caller disposes) a scalar: the attention mass the cut
+     * edges would receive without the cut, summed over batch, heads and queries — the softmax of the scores with
+     * the causal mask only. Training penalises it so the plain model learns to leave those edges unused too.
+     */
+    leak?: tf.Scalar[];
+  };
 }
 
 /** Result of a forward run; the caller owns (and must dispose) every tensor in it. */
@@ -156,6 +165,8 @@ interface BlockEnv {
   mask: tf.Tensor;
   /** The causal mask plus the knockout bias, for the knockout's layers. */
   knockoutMask: tf.Tensor | null;
+  /** 1 on the knockout's cut edges, 0 elsewhere (only when the caller collects the leak). */
+  cutEdges: tf.Tensor | null;
   B: number;
   T: number;
   pastLen: number;
@@ -185,6 +196,13 @@ function maskOf(env: BlockEnv, l: number): tf.Tensor {
   return env.knockoutMask && env.opts.knockout?.layers.includes(l) ? env.knockoutMask : env.mask;
 }
 
+/** Appends the attention mass the cut edges would get without the knockout (see ForwardOptions.knockout.leak). */
+function collectLeak(env: BlockEnv, l: number, rawScores: tf.Tensor): void {
+  const leak = env.opts.knockout?.leak;
+  if (!leak || !env.cutEdges || !env.opts.knockout?.layers.includes(l)) return;
+  leak.push(tf.keep(tf.sum(tf.mul(tf.softmax(tf.add(rawScores, env.mask), -1), env.cutEdges)) as tf.Scalar));
+}
+
 function hookCtx(env: BlockEnv, name: string, layer: number | null): HookContext {
   return { name, layer, positionOffset: env.pastLen };
 }
@@ -206,7 +224,9 @@ function gpt2Block(env: BlockEnv, l: number, x: tf.Tensor): tf.Tensor {
   const qkv = linear(h1, p('attn.c_attn.weight'), p('attn.c_attn.bias'));
   const [q, k, v] = tf.split(qkv, 3, -1).map((t) => tf.transpose(tf.reshape(t, [B, T, H, hd]), [0, 2, 1, 3]));
   const [kAll, vAll] = withPast(env, l, k as tf.Tensor4D, v as tf.Tensor4D);
-  const scores = tf.add(tf.mul(tf.matMul(q as tf.Tensor4D, kAll, false, true), scale), mask);
+  const raw = tf.mul(tf.matMul(q as tf.Tensor4D, kAll, false, true), scale);
+  collectLeak(env, l, raw);
+  const scores = tf.add(raw, mask);
   let probs = runHooks(hooks, `blocks.${l}.attn.pattern`, tf.softmax(scores, -1), ctx(`blocks.${l}.attn.pattern`));
   // Sites 1 + 3l … 3 + 3l: one independent mask per place and layer (site 0 is the embeddings).
   if (drop) probs = applyDropout(probs, drop, 1 + 3 * l);
@@ -318,7 +338,9 @@ function archBlock(env: BlockEnv, l: number, x: tf.Tensor): tf.Tensor {
   // serves them all (head h reads kv head floor(h / rep), as HF's repeat_kv does).
   const qg = rep > 1 ? tf.reshape(q, [B, Hkv, rep * T, hd]) : q;
   const raw = tf.reshape(tf.matMul(qg as tf.Tensor4D, kAll, false, true), [B, H, T, S]);
-  const scores = tf.add(tf.mul(raw, 1 / Math.sqrt(hd)), mask);
+  const scaled = tf.mul(raw, 1 / Math.sqrt(hd));
+  collectLeak(env, l, scaled);
+  const scores = tf.add(scaled, mask);
   let probs = runHooks(hooks, `blocks.${l}.attn.pattern`, tf.softmax(scores, -1), ctx(`blocks.${l}.attn.pattern`));
   if (drop) probs = applyDropout(probs, drop, 1 + 3 * l);
   const pg = rep > 1 ? tf.reshape(probs, [B, Hkv, rep * T, S]) : probs;
@@ -413,6 +435,7 @@ export function forward(params: GPT2Params, ids: tf.Tensor2D | null, opts: Forwa
       mask = tf.add(mask, pad);
     }
     let knockoutMask: tf.Tensor | null = null;
+    let cutEdges: tf.Tensor | null = null;
     if (opts.knockout) {
       const kb = opts.knockout.bias;
       if (kb.rank !== 4 || (kb.shape[0] !== B && kb.shape[0] !== 1) || kb.shape[1] !== 1 || kb.shape[2] !== T || kb.shape[3] !== S) {
@@ -422,6 +445,7 @@ export function forward(params: GPT2Params, ids: tf.Tensor2D | null, opts: Forwa
         if (!Number.isInteger(l) || l < 0 || l >= L) throw new Error(`forward: knockout layer ${l} is not a layer of a ${L}-layer model`);
       }
       knockoutMask = tf.add(mask, kb);
+      if (opts.knockout.leak) cutEdges = tf.cast(tf.less(kb, -1), 'float32');
     }
     const env: BlockEnv = {
       params,
@@ -429,6 +453,7 @@ export function forward(params: GPT2Params, ids: tf.Tensor2D | null, opts: Forwa
       drop,
       mask,
       knockoutMask,
+      cutEdges,
       B,
       T,
       pastLen,

@@ -138,6 +138,8 @@ export interface Batch {
 /** Per-query key ranges cut from the attention of the lower `layers` blocks (see Batch.knockout). */
 export interface SubjectKnockout {
   layers: number;
+  /** Weight of the leak penalty (attention the plain model would give the cut edges; see batchLoss); 0: none. */
+  leakPenalty?: number;
   cutFrom: Int32Array;
   cutTo: Int32Array;
 }
@@ -145,6 +147,7 @@ export interface SubjectKnockout {
 /** Stream-level key ranges to cut per query token (−1 where nothing is cut), with the number of lower blocks. */
 export interface StreamKnockout {
   layers: number;
+  leakPenalty?: number;
   from: Int32Array;
   to: Int32Array;
 }
@@ -247,7 +250,9 @@ export class WindowSampler {
       }
     }
     const out: Batch = weights ? { inputs, targets, batch: B, seqLen: T, weights } : { inputs, targets, batch: B, seqLen: T };
-    if (ko && cutFrom && cutTo) out.knockout = { layers: ko.layers, cutFrom, cutTo };
+    if (ko && cutFrom && cutTo) {
+      out.knockout = { layers: ko.layers, cutFrom, cutTo, ...(ko.leakPenalty ? { leakPenalty: ko.leakPenalty } : {}) };
+    }
     return out;
   }
 }

@@ -44,7 +44,7 @@ export function batchRows(b: Batch, from: number, to: number): Batch {
   const rows: Batch = { inputs: b.inputs.slice(from * T, to * T), targets: b.targets.slice(from * T, to * T), batch: to - from, seqLen: T };
   if (b.weights) rows.weights = b.weights.slice(from * T, to * T);
   if (b.knockout) {
-    rows.knockout = { layers: b.knockout.layers, cutFrom: b.knockout.cutFrom.slice(from * T, to * T), cutTo: b.knockout.cutTo.slice(from * T, to * T) };
+    rows.knockout = { ...b.knockout, cutFrom: b.knockout.cutFrom.slice(from * T, to * T), cutTo: b.knockout.cutTo.slice(from * T, to * T) };
   }
   if (b.dropout) rows.dropout = { rate: b.dropout.rate, rowSeeds: b.dropout.rowSeeds.slice(from, to) };
   return rows;

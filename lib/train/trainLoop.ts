@@ -164,10 +164,12 @@ export function batchLoss(params: GPT2Params, batch: Batch): tf.Scalar {
   return tf.tidy(() => {
     const ids = tf.tensor2d(batch.inputs, [batch.batch, batch.seqLen], 'int32');
     const knockout = batch.knockout ? knockoutBias(batch) : undefined;
+    const leak: tf.Scalar[] = [];
+    const penalty = batch.knockout?.leakPenalty ?? 0;
     const logits = forward(params, ids, {
       logits: 'all',
       ...(batch.dropout ? { dropout: batch.dropout } : {}),
-      ...(knockout ? { knockout } : {}),
+      ...(knockout ? { knockout: penalty > 0 ? { ...knockout, leak } : knockout } : {}),
     }).logits as tf.Tensor3D;
     const V = logits.shape[2];
     const flat = tf.reshape(logits, [-1, V]);
@@ -179,7 +181,11 @@ export function batchLoss(params: GPT2Params, batch: Batch): tf.Scalar {
       }
       onehot = tf.mul(onehot, tf.reshape(tf.tensor1d(batch.weights, 'float32'), [-1, 1]));
     }
-    return tf.div(tf.neg(tf.sum(tf.mul(logp, onehot))), batch.batch * batch.seqLen) as tf.Scalar;
+    const ce = tf.div(tf.neg(tf.sum(tf.mul(logp, onehot))), batch.batch * batch.seqLen) as tf.Scalar;
+    if (leak.length === 0) return ce;
+    // Attention mass the cut edges would take in the plain model, per token of the batch, summed over the
+    // knockout's layers and heads: penalised so the saved (unrestricted) model leaves those edges unused as well.
+    return tf.add(ce, tf.mul(tf.div(tf.addN(leak), batch.batch * batch.seqLen), penalty)) as tf.Scalar;
   });
 }
 
@@ -241,6 +247,7 @@ function fingerprint(o: TrainOptions): Record<string, unknown> {
     ...(o.knockout
       ? {
           knockoutLayers: o.knockout.layers,
+          knockoutLeakPenalty: o.knockout.leakPenalty ?? 0,
           knockoutSha256: sha256(new Uint8Array(o.knockout.from.buffer, o.knockout.from.byteOffset, o.knockout.from.byteLength)),
         }
       : {}),

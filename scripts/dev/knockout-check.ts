@@ -1,0 +1,41 @@
+// Dev check: recall of known_1000 prompts by the plain model vs with the training-time subject knockout applied
+// (positions after the subject cannot attend to it in blocks 0..K-1). Usage: npx tsx scripts/dev/knockout-check.ts MODEL K [N]
+import { promises as fsp } from 'node:fs';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../../lib/backend.js';
+import { loadModel } from '../../lib/loadModel.js';
+import { forward } from '../../lib/model/forward.js';
+
+const [dir, kArg, nArg] = process.argv.slice(2);
+await initBackend({ quiet: true });
+const model = await loadModel(dir!);
+const K = Number(kArg);
+const N = Number(nArg ?? 200);
+const known = JSON.parse(await fsp.readFile('../shared/data/known_1000.json', 'utf8')) as { prompt: string; subject: string; attribute: string }[];
+let plainHit = 0, koHit = 0, n = 0, plainP = 0, koP = 0;
+for (const k of known.slice(0, N)) {
+  const tok = model.tokenizer!;
+  const ids = tok.encode(k.prompt).ids;
+  const at = k.prompt.indexOf(k.subject);
+  if (at < 0) continue;
+  const head = k.prompt.slice(0, at).replace(/\s+$/, '');
+  const s0 = head ? tok.encode(head).ids.length : 0;
+  const s1 = tok.encode(k.prompt.slice(0, at + k.subject.length)).ids.length;
+  const target = tok.encode(' ' + k.attribute).ids[0]!;
+  const T = ids.length;
+  const bias = new Float32Array(T * T);
+  for (let q = s1; q < T; q++) for (let s = s0; s < s1; s++) bias[q * T + s] = -1e9;
+  const x = tf.tensor2d([ids], [1, T], 'int32');
+  const b = tf.tensor4d(bias, [1, 1, T, T]);
+  const run = (ko: boolean) => {
+    const out = forward(model.params, x, { logits: [T - 1], ...(ko ? { knockout: { bias: b, layers: Array.from({ length: K }, (_, l) => l) } } : {}) });
+    const p = tf.tidy(() => tf.softmax(out.logits!).dataSync() as Float32Array);
+    out.logits!.dispose(); out.hidden.dispose();
+    let arg = 0; for (let i = 1; i < p.length; i++) if (p[i]! > p[arg]!) arg = i;
+    return { hit: arg === target, p: p[target]! };
+  };
+  const a = run(false), c = run(true);
+  n++; plainHit += +a.hit; koHit += +c.hit; plainP += a.p; koP += c.p;
+  tf.dispose([x, b]);
+}
+console.log(`${dir}: ${n} known prompts; plain top-1 ${(100 * plainHit / n).toFixed(1)}% mean p ${(plainP / n).toFixed(3)}; with knockout in blocks 0-${K - 1}: top-1 ${(100 * koHit / n).toFixed(1)}% mean p ${(koP / n).toFixed(3)}`);
