@@ -18,7 +18,9 @@
  * 0 (default) trains the plain model. The saved model is a plain GPT-2 either way. --leak-penalty X (default 1) adds
  * X × the attention mass the cut edges would get without the cut (per token, summed over those blocks and heads), so
  * the saved model, which runs without the cut, leaves them unused too (without it, noise at the subject leaks into
- * the later positions through attention they were never trained to use).
+ * the later positions through attention they were never trained to use). --noise-leak S (default 3) penalises block 0's
+ * leak also with the subject's embeddings noised at S × sd(wte), the causal trace's corruption (block 0 reads raw
+ * embeddings, so noised keys are new to it).
  *
  * --dropout P applies dropout with probability P at GPT-2's four places during training steps (lib/model/dropout.ts).
  *
@@ -79,6 +81,7 @@ interface Args {
   objectWeight: number;
   subjectKnockout: number;
   leakPenalty: number;
+  noiseLeak: number;
   dropout: number;
   corpus: string;
   tokenizer: string;
@@ -90,7 +93,7 @@ interface Args {
 const USAGE =
   'usage: train-facts [--name rome-facts] [--steps N] [--batch B] [--seq T] [--lr X] [--min-lr X] [--warmup N] ' +
   '[--wd X] [--clip X] [--seed N] [--layers N] [--d N] [--heads N] [--positions N] [--eval-every N] ' +
-  '[--ckpt-every N] [--max-minutes M] [--time-budget M] [--eval-facts N] [--valid-windows N] [--progress-seconds S] [--threads N] [--object-weight W] [--subject-knockout K] [--leak-penalty X] [--dropout P] [--corpus DIR] [--tokenizer FILE] ' +
+  '[--ckpt-every N] [--max-minutes M] [--time-budget M] [--eval-facts N] [--valid-windows N] [--progress-seconds S] [--threads N] [--object-weight W] [--subject-knockout K] [--leak-penalty X] [--noise-leak S] [--dropout P] [--corpus DIR] [--tokenizer FILE] ' +
   '[--work DIR] [--out DIR] [--fresh]';
 
 function usage(msg: string): never {
@@ -125,6 +128,7 @@ function parseArgs(argv: string[]): Args {
     objectWeight: 1,
     subjectKnockout: 0,
     leakPenalty: 1,
+    noiseLeak: 3,
     dropout: 0,
     corpus: 'build/corpus',
     tokenizer: 'build/tokenizer.json',
@@ -157,6 +161,7 @@ function parseArgs(argv: string[]): Args {
     '--object-weight': 'objectWeight',
     '--subject-knockout': 'subjectKnockout',
     '--leak-penalty': 'leakPenalty',
+    '--noise-leak': 'noiseLeak',
     '--dropout': 'dropout',
   };
   const strings: Record<string, keyof Args> = {
@@ -340,8 +345,8 @@ async function main(): Promise<void> {
     }
     const docs = splitDocuments(await fsp.readFile(trainFile, 'utf8'), 'line');
     const r = subjectKnockout(tokens, docs, lines, tok, a.subjectKnockout);
-    knockout = a.leakPenalty > 0 ? { ...r.knockout, leakPenalty: a.leakPenalty } : r.knockout;
-    knockoutStats = { ...r.stats, layers: a.subjectKnockout, leakPenalty: a.leakPenalty };
+    knockout = a.leakPenalty > 0 ? { ...r.knockout, leakPenalty: a.leakPenalty, noiseLeak: a.noiseLeak } : r.knockout;
+    knockoutStats = { ...r.stats, layers: a.subjectKnockout, leakPenalty: a.leakPenalty, noiseLeak: a.noiseLeak };
     say(
       `subject knockout in blocks 0–${a.subjectKnockout - 1}: ${r.stats.documents} fact lines, ${r.stats.queries} query tokens ` +
         `(${r.stats.skipped} lines skipped: subject tokens not aligned)`,

@@ -198,7 +198,11 @@ test('knockout leak: the mass the plain run gives the cut edges, per knockout la
   const total = (leak2[0]!.dataSync()[0] as number) + (leak2[1]!.dataSync()[0] as number);
   const diff = (withPenalty.dataSync()[0] as number) - (plainLoss.dataSync()[0] as number);
   t.true(Math.abs(diff - (2 * total) / T) < 1e-5, `penalty ${diff} vs ${(2 * total) / T}`);
-  tf.dispose([plainLoss, withPenalty, ...leak2, biasT, ids]);
+  // The noised-subject leak of block 0 adds to the penalty (subject = the cut keys 1..2; a positive mass).
+  const withNoise = batchLoss(params, { ...batch, knockout: { ...batch.knockout!, leakPenalty: 2, noiseLeak: 3 } });
+  t.true((withNoise.dataSync()[0] as number) > (withPenalty.dataSync()[0] as number) + 1e-4);
+  t.is(batchLoss(params, { ...batch, knockout: { ...batch.knockout!, leakPenalty: 2, noiseLeak: 3 } }).dataSync()[0], withNoise.dataSync()[0]);
+  tf.dispose([plainLoss, withPenalty, withNoise, ...leak2, biasT, ids]);
   // Its gradient reaches the attention weights of layer 0.
   const vars = params.variables();
   const { value, grads } = tf.variableGrads(() => {

@@ -140,6 +140,8 @@ export interface SubjectKnockout {
   layers: number;
   /** Weight of the leak penalty (attention the plain model would give the cut edges; see batchLoss); 0: none. */
   leakPenalty?: number;
+  /** Also penalise block 0's leak with the subject's embeddings noised, sd = noiseLeak × sd(wte); 0: none. */
+  noiseLeak?: number;
   cutFrom: Int32Array;
   cutTo: Int32Array;
 }
@@ -148,6 +150,7 @@ export interface SubjectKnockout {
 export interface StreamKnockout {
   layers: number;
   leakPenalty?: number;
+  noiseLeak?: number;
   from: Int32Array;
   to: Int32Array;
 }
@@ -251,7 +254,13 @@ export class WindowSampler {
     }
     const out: Batch = weights ? { inputs, targets, batch: B, seqLen: T, weights } : { inputs, targets, batch: B, seqLen: T };
     if (ko && cutFrom && cutTo) {
-      out.knockout = { layers: ko.layers, cutFrom, cutTo, ...(ko.leakPenalty ? { leakPenalty: ko.leakPenalty } : {}) };
+      out.knockout = {
+        layers: ko.layers,
+        cutFrom,
+        cutTo,
+        ...(ko.leakPenalty ? { leakPenalty: ko.leakPenalty } : {}),
+        ...(ko.noiseLeak ? { noiseLeak: ko.noiseLeak } : {}),
+      };
     }
     return out;
   }

@@ -16,10 +16,11 @@ import { validateDropoutRate } from '../model/dropout.js';
 import type { GPT2Config } from '../io/config.js';
 import { readSafetensors, writeSafetensors, type SafetensorsWriteTensor } from '../io/safetensors.js';
 import { forward } from '../model/forward.js';
+import { embedParam } from '../model/family.js';
 import { GPT2Params } from '../model/params.js';
 import { countParams, initWeights } from './init.js';
 import { AdamW, lrAt, type AdamWState } from './optimizer.js';
-import { WindowSampler, writeFileAtomic, type Batch, type SamplerCursor, type StreamKnockout } from './data.js';
+import { WindowSampler, writeFileAtomic, type Batch, type SamplerCursor, type StreamKnockout, type SubjectKnockout } from './data.js';
 import { startParallelGrads } from './dataParallel.js';
 import { logLine } from '../log.js';
 
@@ -182,6 +183,7 @@ export function batchLoss(params: GPT2Params, batch: Batch): tf.Scalar {
       onehot = tf.mul(onehot, tf.reshape(tf.tensor1d(batch.weights, 'float32'), [-1, 1]));
     }
     const ce = tf.div(tf.neg(tf.sum(tf.mul(logp, onehot))), batch.batch * batch.seqLen) as tf.Scalar;
+    if (knockout && penalty > 0 && (batch.knockout?.noiseLeak ?? 0) > 0) noisyLeak(params, ids, batch, knockout.bias, leak);
     if (leak.length === 0) return ce;
     // Attention mass the cut edges would take in the plain model, per token of the batch, summed over the
     // knockout's layers and heads: penalised so the saved (unrestricted) model leaves those edges unused as well.
@@ -206,6 +208,30 @@ export function knockoutBias(batch: Batch): { bias: tf.Tensor4D; layers: number[
     for (let s = Math.max(0, k.cutFrom[i] as number); s < to; s++) data[i * T + s] = -1e9;
   }
   return { bias: tf.tensor4d(data, [B, 1, T, T]), layers: Array.from({ length: k.layers }, (_, l) => l) };
+}
+
+/**
+ * The leak of block 0 when the subject's token embeddings carry Gaussian noise of sd noiseLeak × sd(wte) (the
+ * causal trace's corruption): appended to `leak`. Block 0 reads the raw embeddings, so a noised subject makes keys
+ * the clean penalty never saw; without this the trace's noise reaches later positions through block 0.
+ */
+function noisyLeak(params: GPT2Params, ids: tf.Tensor2D, batch: Batch, bias: tf.Tensor4D, leak: tf.Scalar[]): void {
+  const k = batch.knockout as SubjectKnockout;
+  const B = batch.batch;
+  const T = batch.seqLen;
+  const subject = new Float32Array(B * T);
+  for (let i = 0; i < B * T; i++) {
+    const row = Math.floor(i / T);
+    for (let s = Math.max(0, k.cutFrom[i] as number); s < (k.cutTo[i] as number); s++) subject[row * T + s] = 1;
+  }
+  const wte = params.get(embedParam(params.config));
+  // A number, not a tensor on the tape: the noise scale follows the embedding without a gradient through it.
+  const sd = tf.tidy(() => Math.sqrt(tf.moments(wte).variance.dataSync()[0] as number));
+  const seed = batch.dropout ? (batch.dropout.rowSeeds[0] as number) : batch.inputs.reduce((a, b) => (a * 31 + b) >>> 0, 7);
+  const addNoise = (e: tf.Tensor): tf.Tensor =>
+    tf.add(e, tf.mul(tf.randomNormal(e.shape, 0, (k.noiseLeak as number) * sd, 'float32', seed % 2147483647), tf.tensor3d(subject, [B, T, 1])));
+  const out = forward(params, ids, { endLayer: 1, logits: 'none', hooks: { embed: addNoise }, knockout: { bias, layers: [0], leak } });
+  out.hidden.dispose();
 }
 
 /** Mean cross-entropy (nats per token) over fixed batches, without gradients. */
@@ -248,6 +274,7 @@ function fingerprint(o: TrainOptions): Record<string, unknown> {
       ? {
           knockoutLayers: o.knockout.layers,
           knockoutLeakPenalty: o.knockout.leakPenalty ?? 0,
+          knockoutNoiseLeak: o.knockout.noiseLeak ?? 0,
           knockoutSha256: sha256(new Uint8Array(o.knockout.from.buffer, o.knockout.from.byteOffset, o.knockout.from.byteLength)),
         }
       : {}),
