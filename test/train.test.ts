@@ -513,3 +513,24 @@ test('train: dropout masks follow (seed, step, row): two threads equal one, resu
   for (const r of [one, two, plain, r2]) r.params.dispose();
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
+
+test('train: subject knockout (with both leak penalties) reaches the data-parallel workers (two threads equal one) and changes training', async (t) => {
+  const { tokens, config } = tinySetup();
+  const stream = await tokens;
+  // Every 10-token stretch: tokens 2–3 are a "subject" hidden from tokens 4–9 in block 0.
+  const from = new Int32Array(stream.length).fill(-1);
+  const to = new Int32Array(stream.length).fill(-1);
+  for (let i = 0; i < stream.length; i++) if (i % 10 >= 4) [from[i], to[i]] = [i - (i % 10) + 2, i - (i % 10) + 4];
+  const knockout = { layers: 1, from, to, leakPenalty: 1, noiseLeak: 3 };
+  const dirs = [await tempDir(), await tempDir(), await tempDir()];
+  const one = await train({ ...baseOpts(config, stream, dirs[0]!), steps: 4, knockout, dropout: 0.1 });
+  const two = await train({ ...baseOpts(config, stream, dirs[1]!), steps: 4, knockout, dropout: 0.1, threads: 2 });
+  const plain = await train({ ...baseOpts(config, stream, dirs[2]!), steps: 4, dropout: 0.1 });
+  one.log.steps.forEach((s, i) => {
+    t.true(Math.abs(s.loss - two.log.steps[i]!.loss) <= 1e-5 * Math.max(1, s.loss), `step ${i + 1}: ${s.loss} vs ${two.log.steps[i]!.loss}`);
+    t.true(Math.abs(s.loss - plain.log.steps[i]!.loss) > 1e-4, `step ${i + 1}: knockout and plain losses must differ`);
+  });
+  await t.throwsAsync(train({ ...baseOpts(config, stream, dirs[0]!), steps: 6 }), { message: /different run/ });
+  for (const r of [one, two, plain]) r.params.dispose();
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});

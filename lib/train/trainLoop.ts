@@ -227,9 +227,17 @@ function noisyLeak(params: GPT2Params, ids: tf.Tensor2D, batch: Batch, bias: tf.
   const wte = params.get(embedParam(params.config));
   // A number, not a tensor on the tape: the noise scale follows the embedding without a gradient through it.
   const sd = tf.tidy(() => Math.sqrt(tf.moments(wte).variance.dataSync()[0] as number));
-  const seed = batch.dropout ? (batch.dropout.rowSeeds[0] as number) : batch.inputs.reduce((a, b) => (a * 31 + b) >>> 0, 7);
-  const addNoise = (e: tf.Tensor): tf.Tensor =>
-    tf.add(e, tf.mul(tf.randomNormal(e.shape, 0, (k.noiseLeak as number) * sd, 'float32', seed % 2147483647), tf.tensor3d(subject, [B, T, 1])));
+  // One draw per row, seeded by the row (its dropout seed, else its tokens), so a data-parallel share draws what
+  // the whole batch would.
+  const rowSeed = (b: number): number =>
+    batch.dropout
+      ? (batch.dropout.rowSeeds[b] as number)
+      : batch.inputs.subarray(b * T, (b + 1) * T).reduce((a, x) => (a * 31 + x) >>> 0, 7);
+  const addNoise = (e: tf.Tensor): tf.Tensor => {
+    const d = e.shape[2] as number;
+    const rows = Array.from({ length: B }, (_, b) => tf.randomNormal([1, T, d], 0, (k.noiseLeak as number) * sd, 'float32', rowSeed(b) % 2147483647));
+    return tf.add(e, tf.mul(tf.concat(rows, 0), tf.tensor3d(subject, [B, T, 1])));
+  };
   const out = forward(params, ids, { endLayer: 1, logits: 'none', hooks: { embed: addNoise }, knockout: { bias, layers: [0], leak } });
   out.hidden.dispose();
 }
