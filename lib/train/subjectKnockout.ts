@@ -17,6 +17,23 @@ export interface SubjectLine {
   subject: string;
 }
 
+/**
+ * Token range [start, end) of the first occurrence of `subject` in `text`, and the text's token count; null when
+ * the subject is absent or its tokens do not align with the text's (a BPE merge across its edge).
+ */
+export function subjectTokenSpan(tok: TokenizerLike, text: string, subject: string): { length: number; start: number; end: number } | null {
+  const at = text.indexOf(subject);
+  if (at < 0 || subject.length === 0) return null;
+  const isPrefix = (a: number[], b: number[]) => a.length <= b.length && a.every((x, i) => x === b[i]);
+  const all = tok.encode(text).ids;
+  // Byte-level BPE attaches a space to the word after it, so the subject's first token owns the space before it.
+  const head = text.slice(0, at).replace(/\s+$/, '');
+  const before = head.length === 0 ? [] : tok.encode(head).ids;
+  const through = tok.encode(text.slice(0, at + subject.length)).ids;
+  if (!isPrefix(before, through) || !isPrefix(through, all) || through.length === before.length) return null;
+  return { length: all.length, start: before.length, end: through.length };
+}
+
 /** Counts from subjectKnockout. */
 export interface SubjectKnockoutStats {
   /** Documents whose subject range was cut. */
@@ -46,21 +63,9 @@ export function subjectKnockout(
   const to = new Int32Array(tokens.length).fill(-1);
   // Token span of the subject within each distinct line (fact lines repeat); null when it does not align.
   const spans = new Map<string, { length: number; start: number; end: number } | null>();
-  const isPrefix = (a: number[], b: number[]) => a.length <= b.length && a.every((x, i) => x === b[i]);
   const spanOf = (line: string, subject: string) => {
     if (spans.has(line)) return spans.get(line) ?? null;
-    const all = tok.encode(line).ids;
-    const at = line.indexOf(subject);
-    let s: { length: number; start: number; end: number } | null = null;
-    if (at >= 0 && subject.length > 0) {
-      // Byte-level BPE attaches a space to the word after it, so the subject's first token owns the space before it.
-      const head = line.slice(0, at).replace(/\s+$/, '');
-      const before = head.length === 0 ? [] : tok.encode(head).ids;
-      const through = tok.encode(line.slice(0, at + subject.length)).ids;
-      if (isPrefix(before, through) && isPrefix(through, all) && through.length > before.length) {
-        s = { length: all.length, start: before.length, end: through.length };
-      }
-    }
+    const s = subjectTokenSpan(tok, line, subject);
     spans.set(line, s);
     return s;
   };

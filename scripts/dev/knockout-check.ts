@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../lib/backend.js';
 import { loadModel } from '../../lib/loadModel.js';
 import { forward } from '../../lib/model/forward.js';
+import { subjectTokenSpan } from '../../lib/train/subjectKnockout.js';
 
 const [dir, kArg, nArg] = process.argv.slice(2);
 await initBackend({ quiet: true });
@@ -16,11 +17,9 @@ let plainHit = 0, koHit = 0, n = 0, plainP = 0, koP = 0;
 for (const k of known.slice(0, N)) {
   const tok = model.tokenizer!;
   const ids = tok.encode(k.prompt).ids;
-  const at = k.prompt.indexOf(k.subject);
-  if (at < 0) continue;
-  const head = k.prompt.slice(0, at).replace(/\s+$/, '');
-  const s0 = head ? tok.encode(head).ids.length : 0;
-  const s1 = tok.encode(k.prompt.slice(0, at + k.subject.length)).ids.length;
+  const span = subjectTokenSpan(tok, k.prompt, k.subject);
+  if (!span) continue;
+  const [s0, s1] = [span.start, span.end];
   const target = tok.encode(' ' + k.attribute).ids[0]!;
   const T = ids.length;
   const bias = new Float32Array(T * T);
