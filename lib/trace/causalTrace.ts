@@ -57,8 +57,8 @@ export function autoTraceThreads(session: TraceSession, restorations: number): n
   return perRow / 1e9 >= AUTO_THREADS_MIN_GFLOP ? Math.min(cores, 2) : 1;
 }
 
-/** Scores restorations on a session with the threads the options ask for (a pool started and closed here if needed). */
-async function scoreWithThreads(s: TraceSession, rs: readonly Restoration[], opts: ThreadOptions & { method?: ScoreOptions['method']; maxRows?: number; onProgress?: ScoreOptions['onProgress'] }): Promise<number[]> {
+/** Scores restorations on a session with the threads the options ask for (the shared workers when more than one). */
+export async function scoreWithThreads(s: TraceSession, rs: readonly Restoration[], opts: ThreadOptions & { method?: ScoreOptions['method']; maxRows?: number; onProgress?: ScoreOptions['onProgress'] }): Promise<number[]> {
   const base = { method: opts.method, maxRows: opts.maxRows, onProgress: opts.onProgress };
   if (opts.pool) await opts.pool.load(s.model);
   if (opts.pool || (opts.method ?? 'incremental') !== 'incremental') return s.score(rs, { ...base, pool: opts.pool });
