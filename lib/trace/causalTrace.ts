@@ -42,10 +42,13 @@ export interface ThreadOptions {
 }
 
 /**
- * Matmul work (GFLOP per noise row) below which 'auto' stays on one thread: starting a worker and copying the
- * weights costs about as much as this much tracing (measured on GPT-2 small and the bundled model, bench/vs-pytorch.ts).
+ * Estimated matmul work (GFLOP per noise row, autoTraceThreads' upper bound) below which 'auto' stays on one thread.
+ * Measured with bench/vs-pytorch.ts: the bundled model's full trace (estimate 6.6) took 9.4 s on one thread and
+ * 17.7 s on two, 5.7 s of which starting the worker (machine busy); GPT-2 small's full trace (estimate 215) gains
+ * from the second core. Starting a worker happens once per process, so repeated small traces could use two threads
+ * with `threads: 2`.
  */
-export const AUTO_THREADS_MIN_GFLOP = 2;
+export const AUTO_THREADS_MIN_GFLOP = 20;
 
 /** Threads 'auto' picks for scoring `restorations` on `model`: min(cores, 2) for a large trace, else 1. */
 export function autoTraceThreads(session: TraceSession, restorations: number): number {

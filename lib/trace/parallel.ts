@@ -67,7 +67,10 @@ function spawnTraceWorker(data: TraceWorkerData): Worker {
   return new Worker(boot, { eval: true, workerData: data });
 }
 
-/** Starts `threads − 1` trace workers (threads ≥ 2) with copies of `model`'s current weights; see the module comment. */
+/**
+ * Starts `threads − 1` trace workers (threads ≥ 2) with copies of `model`'s current weights; see the module comment.
+ * Prefer sharedTracePool: Node has crashed (heap corruption) when one process started several WASM workers.
+ */
 export async function startTracePool(model: GPT2Model, threads: number): Promise<TracePool> {
   if (!Number.isInteger(threads) || threads < 2) throw new Error(`startTracePool: threads must be an integer ≥ 2, got ${threads}`);
   const workers: Worker[] = [];
