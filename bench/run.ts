@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: runs every benchmark, prints one table and writes build/bench/results.json.
- * Usage: npm run bench [-- core trace rome train] [--quick]
+ * Usage: npm run bench [-- core trace rome train vs-pytorch] [--quick]
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -22,6 +22,7 @@ for (const [name, file, fn] of [
   ['trace', './trace.js', 'benchTrace'],
   ['rome', './rome.js', 'benchRome'],
   ['train', './train.js', 'benchTrain'],
+  ['vs-pytorch', './vs-pytorch.js', 'benchVsPytorch'],
 ] as const) {
   all[name] = async () => {
     const m = (await import(file)) as Record<string, Bench>;

@@ -29,8 +29,8 @@ import { checkOutFile, parseIntFlag, writeFileAtomic } from './args.js';
 
 const TRACE_USAGE = `usage: rome-ts trace "<prompt>" --subject "<subject>" [--kind mlp|attn|hidden|all] [--model DIR]
                      [--samples 10] [--noise auto|X] [--seed 0] [--window W] [--answer " Paris"]
-                     [--method incremental|naive] [--out fig.svg|fig.json] [--force]
-Causal trace of one prompt (paper Figure 1). Noise 'auto' = 3σ of the known-facts subjects' token embeddings.
+                     [--method incremental|naive] [--threads auto|N] [--out fig.svg|fig.json] [--force]
+Causal trace of one prompt (paper Figure 1). --threads: cores scoring restorations (default auto: 2 for a large trace). Noise 'auto' = 3σ of the known-facts subjects' token embeddings.
 Without --out, prints the table of p(answer) per token (rows, subject starred) and layer (columns).`;
 
 const AVG_USAGE = `usage: rome-ts trace-avg --out DIR [--n 100] [--shard i/N] [--resume] [--kinds hidden,mlp,attn] [--severed]
@@ -92,6 +92,7 @@ export async function runTraceCommand(args: string[]): Promise<number> {
       seed: { type: 'string' },
       window: { type: 'string' },
       answer: { type: 'string' },
+      threads: { type: 'string' },
       method: { type: 'string' },
       out: { type: 'string' },
       force: { type: 'boolean' },
@@ -112,6 +113,7 @@ export async function runTraceCommand(args: string[]): Promise<number> {
     noise: parseNoise(values.noise),
     seed: parseInt0('seed', values.seed, 0),
     method: parseMethod(values.method),
+    threads: values.threads === undefined || values.threads === 'auto' ? ('auto' as const) : parseInt0('threads', values.threads, 1, 1),
   };
   const window = values.window === undefined ? undefined : parseInt0('window', values.window, 1, 1);
   const model = await loadModel(values.model ?? defaultModelSource());

@@ -12,7 +12,7 @@ import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { GPT2Model } from '../model/model.js';
 import { mixSeed } from '../rng.js';
-import { defaultWindow, tableRestorations } from './causalTrace.js';
+import { defaultWindow, scoreWithThreads, tableRestorations, type ThreadOptions } from './causalTrace.js';
 import { TraceSession, type Restoration, type StateKind } from './engine.js';
 import { resolveNoiseLevel } from './noise.js';
 import { severedRestorations } from './severed.js';
@@ -116,6 +116,8 @@ export interface AverageEffectsOptions {
   severed?: boolean;
   method?: 'incremental' | 'naive';
   maxRows?: number;
+  /** Threads per fact (see ThreadOptions; the workers and their copy of the weights serve every fact). */
+  threads?: ThreadOptions['threads'];
   /** One record per fact is written here (`fact-<id>.json`). */
   outDir?: string;
   /** Process only facts with index % count === index. */
@@ -154,6 +156,7 @@ export async function traceFact(
     severed: boolean;
     method?: 'incremental' | 'naive';
     maxRows?: number;
+    threads?: ThreadOptions['threads'];
   },
 ): Promise<FactTraceRecord> {
   const seed = mixSeed(o.seed, id);
@@ -185,7 +188,7 @@ export async function traceFact(
       const sv = severedRestorations(tLast, L);
       all.push(...sv.ordinary, ...sv.mlp, ...sv.attn);
     }
-    const flat = await s.score(all, { method: o.method, maxRows: o.maxRows });
+    const flat = await scoreWithThreads(s, all, { method: o.method, maxRows: o.maxRows, threads: o.threads });
     let at = 0;
     rec.scores = {};
     rec.windows = {};
@@ -266,7 +269,7 @@ export async function averageIndirectEffect(model: GPT2Model, facts: readonly Tr
       if (old && old.settings === key && old.prompt === f.prompt && old.subject === f.subject) rec = old;
     }
     if (!rec) {
-      rec = await traceFact(model, f, id, { ...settings, method: opts.method, maxRows: opts.maxRows });
+      rec = await traceFact(model, f, id, { ...settings, method: opts.method, maxRows: opts.maxRows, threads: opts.threads });
       if (opts.outDir) {
         // Write-then-rename: an interrupted run never leaves a half-written record behind.
         const file = recordPath(opts.outDir, id);

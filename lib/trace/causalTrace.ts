@@ -13,6 +13,8 @@ import {
   type TraceSetupOptions,
   type TraceStats,
 } from './engine.js';
+import { sharedTracePool, type TracePool } from './parallel.js';
+import { availableParallelism } from 'node:os';
 
 /** Options of causalTrace (plus the prompt: text + subject, or ids + subjectRange). */
 export type CausalTraceOptions = TraceInput &
@@ -23,7 +25,51 @@ export type CausalTraceOptions = TraceInput &
     method?: ScoreOptions['method'];
     maxRows?: number;
     onProgress?: ScoreOptions['onProgress'];
-  };
+  } & ThreadOptions;
+
+/** How many cores a trace uses (incremental method only). */
+export interface ThreadOptions {
+  /**
+   * Threads scoring restorations (the caller's + worker threads, each with its own copy of the weights), or 'auto'
+   * (default): 2 or more on a multi-core machine when the trace is large enough to repay starting the workers.
+   */
+  threads?: number | 'auto';
+  /**
+   * Workers to use instead of the process-wide ones `threads` starts (and keeps, for later traces): from
+   * startTracePool; they are loaded with this model's weights when they hold others. Overrides `threads`.
+   */
+  pool?: TracePool;
+}
+
+/**
+ * Estimated matmul work (GFLOP per noise row, autoTraceThreads' upper bound) below which 'auto' stays on one thread.
+ * Measured with bench/vs-pytorch.ts: the bundled model's full trace (estimate 6.6) took 9.4 s on one thread and
+ * 17.7 s on two, 5.7 s of which starting the worker (machine busy); GPT-2 small's full trace (estimate 215) gains
+ * from the second core. Starting a worker happens once per process, so repeated small traces could use two threads
+ * with `threads: 2`.
+ */
+export const AUTO_THREADS_MIN_GFLOP = 20;
+
+/** Threads 'auto' picks for scoring `restorations` on `model`: min(cores, 2) for a large trace, else 1. */
+export function autoTraceThreads(session: TraceSession, restorations: number): number {
+  const cores = availableParallelism();
+  if (cores < 2) return 1;
+  const cfg = session.model.config;
+  // Upper bound of the work: every restoration recomputing half the prompt through half the layers.
+  const perRow = restorations * (session.length / 2) * (cfg.nLayer / 2) * (8 * cfg.nEmbd * cfg.nEmbd + 4 * cfg.nEmbd * cfg.nInner) + restorations * 2 * cfg.nEmbd * cfg.vocabSize;
+  return perRow / 1e9 >= AUTO_THREADS_MIN_GFLOP ? Math.min(cores, 2) : 1;
+}
+
+/** Scores restorations on a session with the threads the options ask for (the shared workers when more than one). */
+export async function scoreWithThreads(s: TraceSession, rs: readonly Restoration[], opts: ThreadOptions & { method?: ScoreOptions['method']; maxRows?: number; onProgress?: ScoreOptions['onProgress'] }): Promise<number[]> {
+  const base = { method: opts.method, maxRows: opts.maxRows, onProgress: opts.onProgress };
+  if (opts.pool) await opts.pool.load(s.model);
+  if (opts.pool || (opts.method ?? 'incremental') !== 'incremental') return s.score(rs, { ...base, pool: opts.pool });
+  const threads = opts.threads === undefined || opts.threads === 'auto' ? autoTraceThreads(s, rs.length) : opts.threads;
+  if (!Number.isInteger(threads) || threads < 1) throw new Error(`causal trace: threads must be a positive integer or 'auto', got ${String(opts.threads)}`);
+  if (threads === 1) return s.score(rs, base);
+  return s.score(rs, { ...base, pool: await sharedTracePool(s.model, threads) });
+}
 
 /** One kind's trace of one prompt. */
 export interface CausalTraceResult {
@@ -100,7 +146,7 @@ export async function causalTrace(model: GPT2Model, opts: CausalTraceOptions): P
   const s = await TraceSession.create(model, input, opts);
   try {
     const rs = tableRestorations(s.length, model.config.nLayer, kind, window);
-    const flat = await s.score(rs, { method: opts.method, maxRows: opts.maxRows, onProgress: opts.onProgress });
+    const flat = await scoreWithThreads(s, rs, opts);
     return resultOf(s, kind, window, flat, input);
   } finally {
     s.dispose();
@@ -113,6 +159,7 @@ export type TracePromptOptions = TraceInput &
     method?: ScoreOptions['method'];
     maxRows?: number;
     onProgress?: ScoreOptions['onProgress'];
+  } & ThreadOptions & {
   /** Kinds to trace (default all three). */
   kinds?: readonly StateKind[];
   /** Window per kind (defaults as in causalTrace). */
@@ -146,7 +193,7 @@ export async function tracePrompt(model: GPT2Model, opts: TracePromptOptions): P
       spans.push({ kind, window, from: all.length, to: all.length + rs.length });
       all.push(...rs);
     }
-    const flat = await s.score(all, { method: opts.method, maxRows: opts.maxRows, onProgress: opts.onProgress });
+    const flat = await scoreWithThreads(s, all, opts);
     const results: Partial<Record<StateKind, CausalTraceResult>> = {};
     for (const sp of spans) results[sp.kind] = resultOf(s, sp.kind, sp.window, flat.slice(sp.from, sp.to), input);
     return {

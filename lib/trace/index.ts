@@ -4,6 +4,7 @@ export {
   stateHook,
   windowLayers,
   forwardFlops,
+  noiseDraw,
   type StateKind,
   type RestoredState,
   type Restoration,
@@ -16,6 +17,9 @@ export {
   causalTrace,
   tracePrompt,
   tableRestorations,
+  autoTraceThreads,
+  AUTO_THREADS_MIN_GFLOP,
+  type ThreadOptions,
   defaultWindow,
   type CausalTraceOptions,
   type CausalTraceResult,
@@ -38,6 +42,7 @@ export {
   type BucketStats,
   type CurveStats,
 } from './averageEffects.js';
+export { startTracePool, sharedTracePool, type TracePool } from './parallel.js';
 export { loadTraceFacts } from './facts.js';
 export { traceClaims, fittingWindow, excludesZero, type TraceClaim, type Estimate } from './claims.js';
 export { embeddingNoiseLevel, embeddingStd, resolveNoiseLevel, knownFactSubjects, clearNoiseCache, type NoiseLevelOptions } from './noise.js';

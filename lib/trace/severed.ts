@@ -6,6 +6,7 @@
  */
 import type { GPT2Model } from '../model/model.js';
 import { TraceSession, type Restoration, type ScoreOptions, type TraceInput, type TraceSetupOptions } from './engine.js';
+import { scoreWithThreads, type ThreadOptions } from './causalTrace.js';
 
 /** Options of severedTrace. */
 export type SeveredTraceOptions = TraceInput &
@@ -15,7 +16,7 @@ export type SeveredTraceOptions = TraceInput &
     method?: ScoreOptions['method'];
     maxRows?: number;
     onProgress?: ScoreOptions['onProgress'];
-  };
+  } & ThreadOptions;
 
 /** Per-layer scores (mean p(answer)) of restoring h_l at one token, plain and with MLP / attention severed. */
 export interface SeveredTraceResult {
@@ -61,11 +62,7 @@ export async function severedTrace(model: GPT2Model, opts: SeveredTraceOptions):
     const t = opts.token ?? s.subjectRange.end - 1;
     if (!Number.isInteger(t) || t < 0 || t >= s.length) throw new Error(`severedTrace: token ${t} out of range [0, ${s.length})`);
     const r = severedRestorations(t, L);
-    const flat = await s.score([...r.ordinary, ...r.mlp, ...r.attn], {
-      method: opts.method,
-      maxRows: opts.maxRows,
-      onProgress: opts.onProgress,
-    });
+    const flat = await scoreWithThreads(s, [...r.ordinary, ...r.mlp, ...r.attn], opts);
     return {
       ordinary: flat.slice(0, L),
       mlpSevered: flat.slice(L, 2 * L),
