@@ -1,33 +1,41 @@
 import test from 'ava';
-import * as tf from '@tensorflow/tfjs-core';
-import { randomTextModel } from './helpers/traceModels.js';
-import { startTracePool, tracePrompt } from '../lib/trace/index.js';
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-// A file of its own (ava runs each file in its own process): these start and kill extra WASM workers, and Node has
-// crashed (heap corruption) when a process started several WASM workers next to the shared trace workers.
-const PROMPT = 'The Eiffel Tower is located in the city of';
-const SUBJECT = 'Eiffel Tower';
+// The scenario runs in a child process (test/helpers/traceWorkerFailure.ts): after an injected worker failure Node
+// has crashed intermittently while tearing the worker down (SIGSEGV / SIGTRAP inside Node, cause not found), which
+// would take the test runner with it. What is checked is what the caller sees: named errors, no hang, no leak.
+const repo = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-test.serial('a worker that fails to start or dies while scoring gives a clear error, not a hang', async (t) => {
-  const m = await randomTextModel({ nLayer: 4, nEmbd: 32, scale: 60, seed: 1 });
-  process.env.ROME_TS_TRACE_WORKER_FAIL = 'start';
-  try {
-    await t.throwsAsync(startTracePool(m, 2), { message: /trace worker 0/ });
-  } finally {
-    delete process.env.ROME_TS_TRACE_WORKER_FAIL;
+function scenario(args: string[]): { seen: Map<string, unknown>; r: ReturnType<typeof spawnSync> & { stdout: string; stderr: string } } {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'test/helpers/traceWorkerFailure.ts', ...args], {
+    cwd: repo,
+    encoding: 'utf8',
+    timeout: 300_000,
+    env: { ...process.env, ROME_TS_QUIET: '1' },
+  });
+  const seen = new Map<string, unknown>();
+  for (const line of r.stdout.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    const { check, value } = JSON.parse(line) as { check: string; value: unknown };
+    seen.set(check, value);
   }
-  process.env.ROME_TS_TRACE_WORKER_FAIL = 'score';
-  let pool;
-  try {
-    pool = await startTracePool(m, 2);
-  } finally {
-    delete process.env.ROME_TS_TRACE_WORKER_FAIL;
-  }
-  // Warm-up on one thread: the first trace of a shape caches its causal masks.
-  await tracePrompt(m, { prompt: PROMPT, subject: SUBJECT, noise: 3, samples: 3, threads: 1 });
-  const before = tf.memory().numTensors;
-  await t.throwsAsync(tracePrompt(m, { prompt: PROMPT, subject: SUBJECT, noise: 3, samples: 3, pool }), { message: /trace worker 0 exited with code 3/ });
-  t.is(tf.memory().numTensors, before);
-  await pool.close();
-  await t.throwsAsync(pool.score(0, { ids: [1], subjectRange: { start: 0, end: 1 }, samples: 1, noise: 1, seed: 0, answer: 0 }, [], 10), { message: /closed|exited/ });
+  return { seen, r };
+}
+
+test('a worker that fails to start gives a clear error, not a hang', (t) => {
+  const { seen, r } = scenario(['--start']);
+  t.falsy(r.error, 'the scenario must not hang');
+  t.regex(String(seen.get('start')), /trace worker 0/, r.stderr);
+  t.is(seen.get('done'), true, `exit ${r.status} ${r.signal ?? ''}: ${r.stderr.slice(-2000)}`);
+});
+
+test('a worker that dies while scoring gives a clear error, not a hang, and no tensor leak', (t) => {
+  const { seen, r } = scenario([]);
+  t.falsy(r.error, 'the scenario must not hang');
+  t.regex(String(seen.get('score')), /trace worker 0 exited with code 3/, r.stderr);
+  t.is(seen.get('tensors'), 0);
+  t.regex(String(seen.get('closed')), /closed|exited/);
+  t.is(seen.get('done'), true, `exit ${r.status} ${r.signal ?? ''}: ${r.stderr.slice(-2000)}`);
 });
