@@ -1,19 +1,14 @@
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs-core';
-import { randomTextModel } from './helpers/traceModels.js';
+import { traceTestModel, TRACE_PROMPT, TRACE_SUBJECT } from './helpers/traceModels.js';
 import type { GPT2Model } from '../lib/model/model.js';
 import { TraceSession, sharedTracePool, tableRestorations, tracePrompt, type StateKind, type TracePromptResult } from '../lib/trace/index.js';
 
-const PROMPT = 'The Eiffel Tower is located in the city of';
-const SUBJECT = 'Eiffel Tower';
+const PROMPT = TRACE_PROMPT;
+const SUBJECT = TRACE_SUBJECT;
 const KINDS: StateKind[] = ['hidden', 'mlp', 'attn'];
 
-let modelP: Promise<GPT2Model> | null = null;
-/** Same model as trace.test.ts: 4 layers, d = 32, GPT-2 vocabulary, p* ≈ 0.95 and p_low ≈ 0.001 at noise 3. */
-function model(): Promise<GPT2Model> {
-  modelP ??= randomTextModel({ nLayer: 4, nEmbd: 32, scale: 60, seed: 1 });
-  return modelP;
-}
+const model = traceTestModel;
 
 function maxDiff(a: TracePromptResult, b: TracePromptResult): number {
   let m = 0;

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { fixtureModel } from './helpers/fixture.js';
-import { randomTextModel } from './helpers/traceModels.js';
+import { traceTestModel, TRACE_PROMPT, TRACE_SUBJECT } from './helpers/traceModels.js';
 import { createRng } from '../lib/rng.js';
 import type { GPT2Model } from '../lib/model/model.js';
 import {
@@ -23,16 +23,11 @@ import {
   type TracePromptResult,
 } from '../lib/trace/index.js';
 
-const PROMPT = 'The Eiffel Tower is located in the city of';
-const SUBJECT = 'Eiffel Tower';
+const PROMPT = TRACE_PROMPT;
+const SUBJECT = TRACE_SUBJECT;
 const KINDS: StateKind[] = ['hidden', 'mlp', 'attn'];
 
-let modelP: Promise<GPT2Model> | null = null;
-/** 4 layers, d = 32, GPT-2 vocabulary; weights scaled so that p* ≈ 0.95 and p_low ≈ 0.001 at noise 3. */
-function model(): Promise<GPT2Model> {
-  modelP ??= randomTextModel({ nLayer: 4, nEmbd: 32, scale: 60, seed: 1 });
-  return modelP;
-}
+const model = traceTestModel;
 
 function maxDiff(a: TracePromptResult, b: TracePromptResult): number {
   let m = 0;

@@ -50,3 +50,14 @@ export async function writeRandomTextModel(dir: string, opts: { nLayer?: number;
   await writeCheckpoint(dir, m.config, m.params.toWeights(), { tokenizerJson: buildByteLevelTokenizerJson({ vocab, merges }) });
   m.dispose();
 }
+
+/** The prompt and subject the trace tests share. */
+export const TRACE_PROMPT = 'The Eiffel Tower is located in the city of';
+export const TRACE_SUBJECT = 'Eiffel Tower';
+
+let traceModelP: Promise<GPT2Model> | null = null;
+/** The trace tests' model (one per process): 4 layers, d = 32, GPT-2 vocabulary; p* ≈ 0.95, p_low ≈ 0.001 at noise 3. */
+export function traceTestModel(): Promise<GPT2Model> {
+  traceModelP ??= randomTextModel({ nLayer: 4, nEmbd: 32, scale: 60, seed: 1 });
+  return traceModelP;
+}
