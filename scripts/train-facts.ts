@@ -20,7 +20,10 @@
  * the saved model, which runs without the cut, leaves them unused too (without it, noise at the subject leaks into
  * the later positions through attention they were never trained to use). --noise-leak S (default 3) penalises block 0's
  * leak also with the subject's embeddings noised at S × sd(wte), the causal trace's corruption (block 0 reads raw
- * embeddings, so noised keys are new to it).
+ * embeddings, so noised keys are new to it). --subject-readout W (default 0: off; needs --subject-knockout K) adds W × the
+ * cross-entropy of the object's first token predicted from the residual after block K − 1 at the last subject token
+ * of every fact line, through the model's final norm and unembedding: the stored-at-the-subject half of the two-hop
+ * circuit gets a gradient of its own (without it the knockout run stalled; results/recipe-v2.md, R5).
  *
  * --dropout P applies dropout with probability P at GPT-2's four places during training steps (lib/model/dropout.ts).
  *
@@ -47,7 +50,7 @@ import { Tokenizer } from '../lib/tokenizer/tokenizer.js';
 import { evalWindows, splitDocuments, tokenizeFile, writeFileAtomic, type Batch, type StreamKnockout } from '../lib/train/data.js';
 import { factLine } from '../lib/data/factCorpus.js';
 import { factObjectWeights, type FactSentence } from '../lib/train/objectWeights.js';
-import { subjectKnockout } from '../lib/train/subjectKnockout.js';
+import { subjectKnockout, subjectReadout, type ReadoutLine } from '../lib/train/subjectKnockout.js';
 import { countParams, makeConfig } from '../lib/train/init.js';
 import { meanLoss, train, TRAIN_CHECKPOINT, type Metrics } from '../lib/train/trainLoop.js';
 import { installErrorReporter } from '../lib/cli/exit.js';
@@ -82,6 +85,7 @@ interface Args {
   subjectKnockout: number;
   leakPenalty: number;
   noiseLeak: number;
+  subjectReadout: number;
   dropout: number;
   corpus: string;
   tokenizer: string;
@@ -93,7 +97,7 @@ interface Args {
 const USAGE =
   'usage: train-facts [--name rome-facts] [--steps N] [--batch B] [--seq T] [--lr X] [--min-lr X] [--warmup N] ' +
   '[--wd X] [--clip X] [--seed N] [--layers N] [--d N] [--heads N] [--positions N] [--eval-every N] ' +
-  '[--ckpt-every N] [--max-minutes M] [--time-budget M] [--eval-facts N] [--valid-windows N] [--progress-seconds S] [--threads N] [--object-weight W] [--subject-knockout K] [--leak-penalty X] [--noise-leak S] [--dropout P] [--corpus DIR] [--tokenizer FILE] ' +
+  '[--ckpt-every N] [--max-minutes M] [--time-budget M] [--eval-facts N] [--valid-windows N] [--progress-seconds S] [--threads N] [--object-weight W] [--subject-knockout K] [--leak-penalty X] [--noise-leak S] [--subject-readout W] [--dropout P] [--corpus DIR] [--tokenizer FILE] ' +
   '[--work DIR] [--out DIR] [--fresh]';
 
 function usage(msg: string): never {
@@ -129,6 +133,7 @@ function parseArgs(argv: string[]): Args {
     subjectKnockout: 0,
     leakPenalty: 1,
     noiseLeak: 3,
+    subjectReadout: 0,
     dropout: 0,
     corpus: 'build/corpus',
     tokenizer: 'build/tokenizer.json',
@@ -162,6 +167,7 @@ function parseArgs(argv: string[]): Args {
     '--subject-knockout': 'subjectKnockout',
     '--leak-penalty': 'leakPenalty',
     '--noise-leak': 'noiseLeak',
+    '--subject-readout': 'subjectReadout',
     '--dropout': 'dropout',
   };
   const strings: Record<string, keyof Args> = {
@@ -196,6 +202,7 @@ function parseArgs(argv: string[]): Args {
   if (!Number.isInteger(a.subjectKnockout) || a.subjectKnockout >= a.layers) {
     usage(`--subject-knockout must be an integer from 0 to layers − 1 (${a.layers - 1}), got ${a.subjectKnockout}`);
   }
+  if (a.subjectReadout > 0 && a.subjectKnockout === 0) usage('--subject-readout needs --subject-knockout K (it reads the residual after block K − 1)');
   if (!/^[\w.-]+$/.test(a.name)) usage(`--name must be a plain name, got "${a.name}"`);
   return a;
 }
@@ -347,6 +354,16 @@ async function main(): Promise<void> {
     const r = subjectKnockout(tokens, docs, lines, tok, a.subjectKnockout);
     knockout = a.leakPenalty > 0 ? { ...r.knockout, leakPenalty: a.leakPenalty, noiseLeak: a.noiseLeak } : r.knockout;
     knockoutStats = { ...r.stats, layers: a.subjectKnockout, leakPenalty: a.leakPenalty, noiseLeak: a.noiseLeak };
+    if (a.subjectReadout > 0) {
+      const readLines = new Map<string, ReadoutLine>();
+      for (const f of [...facts, ...corpusExtras.syntheticFacts]) {
+        for (const prompt of f.trainedPrompts) readLines.set(factLine(prompt, f.object), { subject: f.subject, prompt, object: f.object });
+      }
+      const ro = subjectReadout(tokens, docs, readLines, tok);
+      knockout = { ...knockout, readTarget: ro.target, readWeight: a.subjectReadout };
+      knockoutStats = { ...knockoutStats, readoutWeight: a.subjectReadout, readoutLines: ro.stats.documents, readoutSkipped: ro.stats.skipped };
+      say(`subject readout ×${a.subjectReadout} after block ${a.subjectKnockout - 1}: ${ro.stats.documents} fact lines (${ro.stats.skipped} skipped)`);
+    }
     say(
       `subject knockout in blocks 0–${a.subjectKnockout - 1}: ${r.stats.documents} fact lines, ${r.stats.queries} query tokens ` +
         `(${r.stats.skipped} lines skipped: subject tokens not aligned)`,

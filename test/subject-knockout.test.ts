@@ -6,7 +6,7 @@ import { GPT2Params } from '../lib/model/params.js';
 import { WindowSampler, type Batch } from '../lib/train/data.js';
 import { batchRows } from '../lib/train/dataParallel.js';
 import { initWeights, makeConfig } from '../lib/train/init.js';
-import { subjectKnockout } from '../lib/train/subjectKnockout.js';
+import { subjectKnockout, subjectReadout } from '../lib/train/subjectKnockout.js';
 import { batchLoss, knockoutBias } from '../lib/train/trainLoop.js';
 import { WordTokenizer } from './helpers/wordTokenizer.js';
 
@@ -218,6 +218,85 @@ test('knockout leak: the mass the plain run gives the cut edges, per knockout la
   const g = Object.entries(grads).find(([k]) => k.includes('h.0.attn.c_attn.weight'));
   t.truthy(g);
   t.true((tf.norm(g![1]).dataSync()[0] as number) > 0);
+  value.dispose();
+  tf.dispose(Object.values(grads));
+  params.dispose();
+});
+
+test('subjectReadout: the object\'s first token at the last subject token of each fact line; misaligned lines skipped; stale streams refused', (t) => {
+  const docs = ['the capital of France is Paris .', 'some general text here', 'Berlin Wall is in Germany .', 'Paris is the capital of France .'];
+  const tok = new WordTokenizer(docs.join(' '));
+  const stream: number[] = [0];
+  for (const d of docs) stream.push(...tok.encode(d).ids, 0);
+  const tokens = Int32Array.from(stream);
+  const lines = new Map([
+    [docs[0]!, { subject: 'France', prompt: 'the capital of France is', object: 'Paris' }],
+    [docs[2]!, { subject: 'Berlin Wall', prompt: 'Berlin Wall is in', object: 'Germany' }],
+    // The subject comes after the object: nothing at the subject can be read for it.
+    [docs[3]!, { subject: 'France', prompt: 'Paris is the capital of', object: 'France' }],
+  ]);
+  const { target, stats } = subjectReadout(tokens, docs, lines, tok);
+  t.deepEqual(stats, { documents: 2, skipped: 1 });
+  const expected = new Array(tokens.length).fill(-1);
+  // Doc 0 at stream 1..7: "France" at 4, object "Paris"; doc 2 at stream 14..19: "Wall" at 15, object "Germany".
+  expected[4] = tok.vocab.get('Paris');
+  expected[15] = tok.vocab.get('Germany');
+  t.deepEqual(Array.from(target), expected);
+  t.throws(() => subjectReadout(tokens.slice(0, 10), docs, lines, tok), { message: /stream ends before document/ });
+  // Doc 0 one token short in the stream (a cache made with another tokenizer): refused, not misplaced.
+  const stale = Int32Array.from([0, ...tok.encode(docs[0]!).ids.slice(0, -1), ...Array.from(tokens.subarray(8))]);
+  t.throws(() => subjectReadout(stale, docs, lines, tok), { message: /document 1 has 6 tokens in the stream, 7 when encoded: stale/ });
+});
+
+test('subject readout loss: weight × the cross-entropy of the model\'s own logits when the read block is the last one; gradient reaches block 0; no tensor leak', (t) => {
+  const params = new GPT2Params(config, initWeights(config, 11));
+  const T = 6;
+  const inputs = Int32Array.from([3, 8, 1, 6, 2, 9]);
+  const targets = Int32Array.from([8, 1, 6, 2, 9, 4]);
+  // Nothing cut; read the residual after block 2 (= all 3 blocks) at positions 1 and 4.
+  const readTarget = Int32Array.from([-1, 17, -1, -1, 5, -1]);
+  const batch: Batch = {
+    inputs,
+    targets,
+    batch: 1,
+    seqLen: T,
+    knockout: { layers: 3, cutFrom: new Int32Array(T), cutTo: new Int32Array(T) },
+  };
+  // Independent value: log-softmax of the plain forward's logits at those positions.
+  const logits = logitsOf(params, tf.tensor2d([Array.from(inputs)], [1, T], 'int32'));
+  const V = 40;
+  const ce = (p: number, y: number) => {
+    const row = Array.from(logits.subarray(p * V, (p + 1) * V));
+    const m = Math.max(...row);
+    return Math.log(row.reduce((a, x) => a + Math.exp(x - m), 0)) + m - (row[y] as number);
+  };
+  const expected = (3 * (ce(1, 17) + ce(4, 5))) / T;
+  const base = batchLoss(params, batch);
+  const before = tf.memory().numTensors;
+  const withRead = batchLoss(params, { ...batch, knockout: { ...batch.knockout!, readTarget, readWeight: 3 } });
+  const diff = (withRead.dataSync()[0] as number) - (base.dataSync()[0] as number);
+  t.true(Math.abs(diff - expected) < 1e-4, `readout term ${diff} vs ${expected}`);
+  t.is(tf.memory().numTensors, before + 1);
+  // Weight 0 or no targets: no term.
+  const off = batchLoss(params, { ...batch, knockout: { ...batch.knockout!, readTarget, readWeight: 0 } });
+  t.is(off.dataSync()[0], base.dataSync()[0]);
+  t.throws(() => batchLoss(params, { ...batch, knockout: { ...batch.knockout!, readTarget: new Int32Array(3), readWeight: 1 } }), {
+    message: /3 readout targets for 6 positions/,
+  });
+  tf.dispose([base, withRead, off]);
+  // Read after block 0: its gradient reaches block 0's MLP and not block 2's (which the read residual never sees).
+  const vars = params.variables();
+  const { value, grads } = tf.variableGrads(() => {
+    const plain = batchLoss(params, { ...batch, knockout: { layers: 1, cutFrom: new Int32Array(T), cutTo: new Int32Array(T) } });
+    const read = batchLoss(params, { ...batch, knockout: { layers: 1, cutFrom: new Int32Array(T), cutTo: new Int32Array(T), readTarget, readWeight: 1 } });
+    return tf.sub(read, plain) as tf.Scalar;
+  }, vars);
+  const norm = (name: string) => {
+    const g = Object.entries(grads).find(([k]) => k.includes(name));
+    return g ? (tf.norm(g[1]).dataSync()[0] as number) : 0;
+  };
+  t.true(norm('h.0.mlp.c_proj.weight') > 0);
+  t.true(norm('h.2.mlp.c_proj.weight') < 1e-7);
   value.dispose();
   tf.dispose(Object.values(grads));
   params.dispose();

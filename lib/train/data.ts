@@ -144,6 +144,13 @@ export interface SubjectKnockout {
   noiseLeak?: number;
   cutFrom: Int32Array;
   cutTo: Int32Array;
+  /**
+   * Subject readout ([B, T], window positions): where ≥ 0, the token the residual after block layers−1 must predict
+   * through the final norm and unembedding (the object's first token, at the last subject token; see batchLoss).
+   */
+  readTarget?: Int32Array;
+  /** Loss weight of each readout target (per token, like Batch.weights); 0 or absent: no readout loss. */
+  readWeight?: number;
 }
 
 /** Stream-level key ranges to cut per query token (−1 where nothing is cut), with the number of lower blocks. */
@@ -153,6 +160,9 @@ export interface StreamKnockout {
   noiseLeak?: number;
   from: Int32Array;
   to: Int32Array;
+  /** Per stream token: the readout target (subjectReadout) or −1. */
+  readTarget?: Int32Array;
+  readWeight?: number;
 }
 
 /**
@@ -190,6 +200,9 @@ export class WindowSampler {
     }
     if (knockout !== undefined && (knockout.from.length !== tokens.length || knockout.to.length !== tokens.length)) {
       throw new Error(`WindowSampler: knockout ranges for ${knockout.from.length} tokens, the stream has ${tokens.length}`);
+    }
+    if (knockout?.readTarget !== undefined && knockout.readTarget.length !== tokens.length) {
+      throw new Error(`WindowSampler: readout targets for ${knockout.readTarget.length} tokens, the stream has ${tokens.length}`);
     }
     this.weights = weights ?? null;
     this.knockout = knockout ?? null;
@@ -234,12 +247,14 @@ export class WindowSampler {
     const ko = this.knockout;
     const cutFrom = ko ? new Int32Array(B * T) : null;
     const cutTo = ko ? new Int32Array(B * T) : null;
+    const readTarget = ko?.readTarget ? new Int32Array(B * T) : null;
     for (let b = 0; b < B; b++) {
       if (this.index >= this.order.length) this.startEpoch(this.epoch + 1);
       const start = this.offset + (this.order[this.index++] as number) * T;
       inputs.set(this.tokens.subarray(start, start + T), b * T);
       targets.set(this.tokens.subarray(start + 1, start + T + 1), b * T);
       if (weights && this.weights) weights.set(this.weights.subarray(start + 1, start + T + 1), b * T);
+      if (ko?.readTarget && readTarget) readTarget.set(ko.readTarget.subarray(start, start + T), b * T);
       if (ko && cutFrom && cutTo) {
         for (let t = 0; t < T; t++) {
           const f = ko.from[start + t] as number;
@@ -260,6 +275,7 @@ export class WindowSampler {
         cutTo,
         ...(ko.leakPenalty ? { leakPenalty: ko.leakPenalty } : {}),
         ...(ko.noiseLeak ? { noiseLeak: ko.noiseLeak } : {}),
+        ...(readTarget && ko.readWeight ? { readTarget, readWeight: ko.readWeight } : {}),
       };
     }
     return out;

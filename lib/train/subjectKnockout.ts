@@ -100,3 +100,83 @@ export function subjectKnockout(
   if (pos !== tokens.length) throw new Error(`subjectKnockout: ${tokens.length - pos} stream tokens after the last of ${docs.length} documents`);
   return { knockout: { layers, from, to }, stats: { documents, queries, skipped } };
 }
+
+/** A fact line for the subject readout: its subject, and the prompt and object it renders (line = prompt + " " + object …). */
+export interface ReadoutLine {
+  subject: string;
+  prompt: string;
+  object: string;
+}
+
+/** Counts from subjectReadout. */
+export interface SubjectReadoutStats {
+  /** Fact lines whose last subject token got a readout target. */
+  documents: number;
+  /** Fact lines skipped: the subject's or the object's tokens do not align with the line's. */
+  skipped: number;
+}
+
+/**
+ * Readout targets for the subject readout loss: at the last subject token of every fact line in `lines`, the id of
+ * the object's first token (the token the line's prompt is completed with); −1 elsewhere. Same stream layout and
+ * stale-cache checks as subjectKnockout. Returns Int32Array(tokens.length).
+ *
+ * Why: with the lower blocks' subject knockout, a fact has to be stored at the subject and read from there by the
+ * upper attention — a two-hop circuit on which training stalls (results/recipe-v2.md, R5: neither hop gets a
+ * gradient until the other exists). Asking the residual at the last subject token to predict the object through
+ * the model's own unembedding gives the lower MLPs that gradient directly, as the trace will later find them.
+ */
+export function subjectReadout(
+  tokens: Int32Array,
+  docs: readonly string[],
+  lines: ReadonlyMap<string, ReadoutLine>,
+  tok: TokenizerLike,
+): { target: Int32Array; stats: SubjectReadoutStats } {
+  const eos = tok.eosId;
+  if (eos === null) throw new Error('subjectReadout: the tokenizer has no EOS token, so documents cannot be located in the stream');
+  const target = new Int32Array(tokens.length).fill(-1);
+  const isPrefix = (a: number[], b: number[]) => a.length <= b.length && a.every((x, i) => x === b[i]);
+  // Per distinct line: the last subject token's offset and the object's first token id (null: not aligned).
+  const found = new Map<string, { length: number; at: number; id: number } | null>();
+  const readOf = (line: string, r: ReadoutLine) => {
+    if (found.has(line)) return found.get(line) ?? null;
+    let out: { length: number; at: number; id: number } | null = null;
+    const s = subjectTokenSpan(tok, line, r.subject);
+    if (s && line.startsWith(r.prompt)) {
+      const all = tok.encode(line).ids;
+      const prompt = tok.encode(r.prompt).ids;
+      const withObject = tok.encode(`${r.prompt} ${r.object}`).ids;
+      // The subject must end inside the prompt, before the object, for its residual to be read for the object.
+      if (isPrefix(prompt, withObject) && isPrefix(withObject, all) && withObject.length > prompt.length && s.end <= prompt.length) {
+        out = { length: all.length, at: s.end - 1, id: withObject[prompt.length] as number };
+      }
+    }
+    found.set(line, out);
+    return out;
+  };
+  if (tokens[0] !== eos) throw new Error('subjectReadout: the stream does not start with EOS');
+  let pos = 1;
+  let documents = 0;
+  let skipped = 0;
+  for (let d = 0; d < docs.length; d++) {
+    let end = pos;
+    while (end < tokens.length && tokens[end] !== eos) end++;
+    if (end >= tokens.length) throw new Error(`subjectReadout: the stream ends before document ${d + 1} of ${docs.length}`);
+    const line = docs[d] as string;
+    const r = lines.get(line);
+    if (r !== undefined) {
+      const s = readOf(line, r);
+      if (!s) skipped++;
+      else {
+        if (s.length !== end - pos) {
+          throw new Error(`subjectReadout: document ${d + 1} has ${end - pos} tokens in the stream, ${s.length} when encoded: stale token cache?`);
+        }
+        target[pos + s.at] = s.id;
+        documents++;
+      }
+    }
+    pos = end + 1;
+  }
+  if (pos !== tokens.length) throw new Error(`subjectReadout: ${tokens.length - pos} stream tokens after the last of ${docs.length} documents`);
+  return { target, stats: { documents, skipped } };
+}

@@ -15,7 +15,7 @@ import { mixSeed } from '../rng.js';
 import { validateDropoutRate } from '../model/dropout.js';
 import type { GPT2Config } from '../io/config.js';
 import { readSafetensors, writeSafetensors, type SafetensorsWriteTensor } from '../io/safetensors.js';
-import { forward } from '../model/forward.js';
+import { finalNorm, forward, unembed } from '../model/forward.js';
 import { embedParam } from '../model/family.js';
 import { GPT2Params } from '../model/params.js';
 import { countParams, initWeights } from './init.js';
@@ -167,10 +167,16 @@ export function batchLoss(params: GPT2Params, batch: Batch): tf.Scalar {
     const knockout = batch.knockout ? knockoutBias(batch) : undefined;
     const leak: tf.Scalar[] = [];
     const penalty = batch.knockout?.leakPenalty ?? 0;
+    const read = readoutRows(batch);
+    // Computed inside the hook (the forward disposes intermediate residuals) and kept until it joins the loss.
+    let readTerm: tf.Scalar | undefined;
     const logits = forward(params, ids, {
       logits: 'all',
       ...(batch.dropout ? { dropout: batch.dropout } : {}),
       ...(knockout ? { knockout: penalty > 0 ? { ...knockout, leak } : knockout } : {}),
+      ...(read
+        ? { hooks: { [`blocks.${read.layer}`]: (x: tf.Tensor) => ((readTerm = tf.keep(readoutLoss(params, x, read, batch.batch * batch.seqLen))), x) } }
+        : {}),
     }).logits as tf.Tensor3D;
     const V = logits.shape[2];
     const flat = tf.reshape(logits, [-1, V]);
@@ -182,12 +188,50 @@ export function batchLoss(params: GPT2Params, batch: Batch): tf.Scalar {
       }
       onehot = tf.mul(onehot, tf.reshape(tf.tensor1d(batch.weights, 'float32'), [-1, 1]));
     }
-    const ce = tf.div(tf.neg(tf.sum(tf.mul(logp, onehot))), batch.batch * batch.seqLen) as tf.Scalar;
+    let ce = tf.div(tf.neg(tf.sum(tf.mul(logp, onehot))), batch.batch * batch.seqLen) as tf.Scalar;
+    if (readTerm) {
+      ce = tf.add(ce, readTerm) as tf.Scalar;
+      readTerm.dispose();
+    }
     if (knockout && penalty > 0 && (batch.knockout?.noiseLeak ?? 0) > 0) noisyLeak(params, ids, batch, knockout.bias, leak);
     if (leak.length === 0) return ce;
     // Attention mass the cut edges would take in the plain model, per token of the batch, summed over the
     // knockout's layers and heads: penalised so the saved (unrestricted) model leaves those edges unused as well.
     return tf.add(ce, tf.mul(tf.div(tf.addN(leak), batch.batch * batch.seqLen), penalty)) as tf.Scalar;
+  });
+}
+
+/** The batch's subject-readout rows: flat positions, target ids, weight and the block whose output is read; or null. */
+function readoutRows(batch: Batch): { layer: number; at: number[]; ids: number[]; weight: number } | null {
+  const k = batch.knockout;
+  if (!k?.readTarget || !k.readWeight) return null;
+  if (k.readTarget.length !== batch.batch * batch.seqLen) {
+    throw new Error(`batchLoss: ${k.readTarget.length} readout targets for ${batch.batch * batch.seqLen} positions`);
+  }
+  const at: number[] = [];
+  const ids: number[] = [];
+  k.readTarget.forEach((id, i) => {
+    if (id >= 0) {
+      at.push(i);
+      ids.push(id);
+    }
+  });
+  return { layer: k.layers - 1, at, ids, weight: k.readWeight };
+}
+
+/**
+ * The subject readout term: weight × Σ CE(unembed(finalNorm(resid[at])), ids) / tokens, where resid [B, T, d] is
+ * the residual after the last restricted block (so the lower blocks must store the object at the subject).
+ */
+function readoutLoss(params: GPT2Params, resid: tf.Tensor, read: { at: number[]; ids: number[]; weight: number }, tokens: number): tf.Scalar {
+  if (read.at.length === 0) return tf.scalar(0);
+  return tf.tidy(() => {
+  const d = resid.shape[2] as number;
+  const h = tf.reshape(tf.gather(tf.reshape(resid, [-1, d]), tf.tensor1d(read.at, 'int32')), [1, read.at.length, d]);
+  const logits = tf.reshape(unembed(params, finalNorm(params, h)), [read.at.length, -1]) as tf.Tensor2D;
+  const logp = tf.logSoftmax(logits);
+  const picked = tf.sum(tf.mul(logp, tf.oneHot(tf.tensor1d(read.ids, 'int32'), logits.shape[1] as number)));
+  return tf.mul(tf.div(tf.neg(picked), tokens), read.weight) as tf.Scalar;
   });
 }
 
@@ -283,6 +327,12 @@ function fingerprint(o: TrainOptions): Record<string, unknown> {
           knockoutLayers: o.knockout.layers,
           knockoutLeakPenalty: o.knockout.leakPenalty ?? 0,
           knockoutNoiseLeak: o.knockout.noiseLeak ?? 0,
+          ...(o.knockout.readTarget && o.knockout.readWeight
+            ? {
+                readoutWeight: o.knockout.readWeight,
+                readoutSha256: sha256(new Uint8Array(o.knockout.readTarget.buffer, o.knockout.readTarget.byteOffset, o.knockout.readTarget.byteLength)),
+              }
+            : {}),
           knockoutSha256: sha256(new Uint8Array(o.knockout.from.buffer, o.knockout.from.byteOffset, o.knockout.from.byteLength)),
         }
       : {}),
