@@ -27,6 +27,7 @@ import { bundledModelDir } from '../lib/cli/defaults.js';
 import { loadModel, modelFromWeights } from '../lib/loadModel.js';
 import type { GPT2Model } from '../lib/model/model.js';
 import {
+  clearLayerStatsMemory,
   corpusFromTexts,
   defaultStatsCorpus,
   edit,
@@ -36,6 +37,7 @@ import {
   fillWithSpan,
   KL_PROMPT,
   layerStats,
+  type LayerStats,
   loadRomeHparams,
   resolveRomeHparams,
   type RomeHparams,
@@ -190,20 +192,28 @@ async function benchCase(c: ModelCase, opts: VsPytorchOptions, torch: { python: 
     job.edit = { layer, rows: editRows, lookups, promptLens, targetIds, pad: cfg.eosTokenId ?? 0, rightVectorKey: c.hp.rightVectorKey, hparams: c.hp };
   }
 
-  // rome-ts: layerStats first (the edit reuses its C).
-  let stats = null;
-  let statsRate = NaN;
+  // rome-ts: layerStats first (the edit reuses its C), once per thread count; the sums must agree bit for bit.
+  let stats: LayerStats | null = null;
+  const statsRates = new Map<number, number>();
   if (parts.includes('stats') || parts.includes('edit')) {
     const st = job.stats as { rows: number[][] };
-    const t0 = performance.now();
-    stats = await layerStats(model, layer, { corpus, maxTokens: c.statsTokens, cacheDir: null, progress: false });
-    const sec = (performance.now() - t0) / 1000;
-    const tokens = st.rows.reduce((a, r) => a + r.length, 0);
-    if (tokens !== stats.meta.tokens) throw new Error(`bench: the Python rows hold ${tokens} tokens, layerStats read ${stats.meta.tokens}`);
-    statsRate = stats.meta.tokens / sec;
-    log(`${label}: rome-ts layerStats ${statsRate.toFixed(0)} tok/s`);
-    rows.push({ bench: B, name: name('rome-ts layerStats'), value: statsRate, unit: 'tok/s', note: `${stats.meta.tokens} tokens, layer ${layer}, ${sec.toFixed(1)} s` });
-    writeFileSync(path.join(dir, 'cov.f64'), stats.covariance());
+    for (const threads of parts.includes('stats') ? threadsList : [1]) {
+      // Started (once per process) and sent the weights outside the timing, reported as the trace's start is.
+      if (threads > 1) await sharedTracePool(model, threads);
+      const t0 = performance.now();
+      const s = await layerStats(model, layer, { corpus, maxTokens: c.statsTokens, cacheDir: null, progress: false, threads });
+      const sec = (performance.now() - t0) / 1000;
+      clearLayerStatsMemory();
+      const tokens = st.rows.reduce((a, r) => a + r.length, 0);
+      if (tokens !== s.meta.tokens) throw new Error(`bench: the Python rows hold ${tokens} tokens, layerStats read ${s.meta.tokens}`);
+      if (stats && !s.sum.every((x, i) => x === stats!.sum[i])) throw new Error(`bench: layerStats on ${threads} threads differs from 1 thread`);
+      stats ??= s;
+      const rate = s.meta.tokens / sec;
+      statsRates.set(threads, rate);
+      log(`${label}: rome-ts layerStats, ${threads} thread(s): ${rate.toFixed(0)} tok/s`);
+      rows.push({ bench: B, name: name(`rome-ts layerStats, threads ${threads}`), value: rate, unit: 'tok/s', note: `${s.meta.tokens} tokens, layer ${layer}, ${sec.toFixed(1)} s` });
+    }
+    writeFileSync(path.join(dir, 'cov.f64'), stats!.covariance());
   }
   let editSec = NaN;
   let editLosses: number[] = [];
@@ -259,7 +269,15 @@ async function benchCase(c: ModelCase, opts: VsPytorchOptions, torch: { python: 
       rows.push({ bench: B, name: name('PyTorch layerStats'), value: py.stats.tokensPerSecond, unit: 'tok/s', note: `${py.stats.tokens} tokens; ${tnote}` });
       let tr = 0;
       for (let i = 0; i < cfg.nInner; i++) tr += stats.sum[i * cfg.nInner + i];
-      rows.push({ bench: B, name: name('ratio layerStats throughput rome-ts / PyTorch'), value: statsRate / py.stats.tokensPerSecond, unit: 'x', note: `target >= 0.5; rel. diff of tr(Σkkᵀ) ${(Math.abs(tr - py.stats.trace) / py.stats.trace).toExponential(2)}` });
+      for (const [threads, rate] of statsRates) {
+        rows.push({
+          bench: B,
+          name: name(`ratio layerStats throughput rome-ts (threads ${threads}) / PyTorch`),
+          value: rate / py.stats.tokensPerSecond,
+          unit: 'x',
+          note: `target >= 0.5; rel. diff of tr(Σkkᵀ) ${(Math.abs(tr - py.stats.trace) / py.stats.trace).toExponential(2)}`,
+        });
+      }
     }
     if (py.edit && Number.isFinite(editSec)) {
       rows.push({ bench: B, name: name('PyTorch ROME edit (cached C⁻¹)'), value: py.edit.seconds, unit: 's', note: `${py.edit.losses.length} loss evaluations; ${tnote}` });

@@ -2,6 +2,7 @@ import test from 'ava';
 import * as tf from '@tensorflow/tfjs-core';
 import { traceTestModel, TRACE_PROMPT, TRACE_SUBJECT } from './helpers/traceModels.js';
 import type { GPT2Model } from '../lib/model/model.js';
+import { clearLayerStatsMemory, corpusFromTexts, layerStats } from '../lib/rome/index.js';
 import { TraceSession, sharedTracePool, tableRestorations, tracePrompt, type StateKind, type TracePromptResult } from '../lib/trace/index.js';
 
 const PROMPT = TRACE_PROMPT;
@@ -68,4 +69,23 @@ test.serial('the shared workers are reused across prompts, follow weight changes
   } finally {
     m.restoreParam(snap);
   }
+});
+
+test.serial('layerStats on two threads (the shared worker computes every other key batch) equals one thread bit for bit; tensors stay stable', async (t) => {
+  const m = await model();
+  const texts = Array.from({ length: 40 }, (_, i) => `The ${i}th sample of a statistics corpus talks about ${i % 7} cities and ${i % 3} rivers.`);
+  const corpus = corpusFromTexts('parallel-stats', texts);
+  const opts = { corpus, maxTokens: null, cacheDir: null, progress: false, batchTokens: 64 } as const;
+  clearLayerStatsMemory();
+  const one = await layerStats(m, 1, { ...opts, threads: 1 });
+  clearLayerStatsMemory();
+  const before = tf.memory().numTensors;
+  const two = await layerStats(m, 1, { ...opts, threads: 2 });
+  t.is(tf.memory().numTensors, before, 'no tensors left behind on the calling thread');
+  t.is(two.meta.tokens, one.meta.tokens);
+  t.true(one.meta.tokens > 300, `${one.meta.tokens} tokens: enough for many batches of 64`);
+  t.true(two.sum.every((x, i) => x === one.sum[i]), 'same sums, bit for bit');
+  t.true(one.sum.some((x) => x !== 0));
+  clearLayerStatsMemory();
+  await t.throwsAsync(layerStats(m, 1, { ...opts, threads: 0 }), { message: /threads must be a positive integer or 'auto', got 0/ });
 });

@@ -11,12 +11,14 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { openTextCorpus } from '../data/corpus.js';
 import { sha256 } from '../data/hash.js';
 import { cacheDir } from '../data/paths.js';
 import type { GPT2Model } from '../model/model.js';
 import { progressBar } from '../progress.js';
+import { sharedTracePool, type TracePool } from '../trace/parallel.js';
 import { mom2Solver, type CovarianceSolver } from './covariance.js';
 import { keyUpstreamHash } from './identity.js';
 import { encodeText, padIds } from './tokens.js';
@@ -99,7 +101,17 @@ export interface LayerStatsOptions {
   progress?: boolean;
   /** Seconds between checkpoints (default 60). */
   checkpointSeconds?: number;
+  /**
+   * Threads computing key batches (the caller's + the shared workers of lib/trace/parallel.ts, each holding its own
+   * copy of the weights), or 'auto' (default): min(cores, 2), the second one started after the first
+   * AUTO_STATS_THREADS_MIN_TOKENS tokens. The batch sums are added in the same order either way, so the result is the
+   * same, bit for bit.
+   */
+  threads?: number | 'auto';
 }
+
+/** Tokens after which layerStats' threads 'auto' starts a second core's worker (starting it costs seconds). */
+export const AUTO_STATS_THREADS_MIN_TOKENS = 20_000;
 
 const memory = new Map<string, LayerStats>();
 
@@ -126,8 +138,8 @@ function saveAtomic(file: string, data: string | Uint8Array): void {
   renameSync(tmp, file);
 }
 
-/** Adds Σ k kᵀ of the real tokens of a batch of id rows into `sum`. */
-function accumulate(model: GPT2Model, layer: number, rows: number[][], sum: Float64Array): void {
+/** Σ k kᵀ [n·n] (float32, row-major) of the MLP keys of `layer` over the real (unpadded) tokens of `rows` of ids. */
+export function keyMoments(model: GPT2Model, layer: number, rows: number[][]): Float32Array {
   const n = model.config.nInner;
   const { ids, T } = padIds(model, rows);
   const mask = new Float32Array(rows.length * T);
@@ -145,9 +157,13 @@ function accumulate(model: GPT2Model, layer: number, rows: number[][], sum: Floa
     return tf.matMul(k, k, true, false);
   });
   (key as unknown as tf.Tensor).dispose();
-  const d = kk.dataSync();
+  const d = kk.dataSync() as Float32Array;
   kk.dispose();
-  for (let i = 0; i < d.length; i++) sum[i] += d[i];
+  return d;
+}
+
+function addInto(sum: Float64Array, d: Float32Array): void {
+  for (let i = 0; i < d.length; i++) sum[i] += d[i] as number;
 }
 
 /**
@@ -229,6 +245,11 @@ export async function layerStats(model: GPT2Model, layer: number, opts: LayerSta
     saveAtomic(`${base}.f64`, bytes);
     saveAtomic(`${base}.json`, JSON.stringify(meta, null, 1));
   };
+  const auto = opts.threads === undefined || opts.threads === 'auto';
+  const threads = auto ? Math.min(availableParallelism(), 2) : (opts.threads as number);
+  if (!Number.isInteger(threads) || threads < 1) throw new Error(`layerStats: threads must be a positive integer or 'auto', got ${String(opts.threads)}`);
+  let pool: TracePool | null = null;
+  const tokensAtStart = meta.tokens;
   const bar = opts.progress === false ? null : progressBar(`layerStats ${model.name} L${layer}`);
   const total = Number.isFinite(maxTokens) ? maxTokens : null;
   let lastSave = Date.now();
@@ -243,6 +264,9 @@ export async function layerStats(model: GPT2Model, layer: number, opts: LayerSta
     }
   }
   while (!enough(meta)) {
+    // 'auto' starts the worker only once this call has done AUTO_STATS_THREADS_MIN_TOKENS tokens on one thread, so a
+    // small corpus never pays for it.
+    if (!pool && threads > 1 && (!auto || meta.tokens - tokensAtStart >= AUTO_STATS_THREADS_MIN_TOKENS)) pool = await sharedTracePool(model, threads);
     // Fill a buffer of up to 64 samples within the budgets.
     const buffer: number[][] = [];
     let bufTokens = 0;
@@ -260,10 +284,20 @@ export async function layerStats(model: GPT2Model, layer: number, opts: LayerSta
     }
     if (buffer.length === 0) break;
     const real = buffer.filter((r) => r.length > 0).sort((a, b) => a.length - b.length);
+    const batches: number[][][] = [];
     for (let i = 0; i < real.length; ) {
       const rows: number[][] = [];
       while (i < real.length && (rows.length + 1) * real[i].length <= Math.max(batchTokens, real[i].length)) rows.push(real[i++]);
-      accumulate(model, layer, rows, sum);
+      batches.push(rows);
+    }
+    const workers = pool ? pool.threads - 1 : 0;
+    for (let j = 0; j < batches.length; j += 1 + workers) {
+      // Worker w computes batch j+1+w while this thread computes batch j; all are added in batch order.
+      const others = batches.slice(j + 1, j + 1 + workers).map((rows, w) => (pool as TracePool).keyMoments(w, layer, rows));
+      // A rejected request is awaited below; until then it must not count as unhandled.
+      for (const o of others) o.catch(() => undefined);
+      addInto(sum, keyMoments(model, layer, batches[j] as number[][]));
+      for (const o of others) addInto(sum, await o);
       await new Promise((res) => setImmediate(res));
     }
     meta.samples += buffer.length;

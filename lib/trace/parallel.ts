@@ -33,12 +33,14 @@ export interface TraceWorkerData {
 export type TraceWorkerRequest =
   | { type: 'weights'; name: string; config: GPT2Config; names: string[]; shapes: number[][]; data: Float32Array[] }
   | { type: 'score'; id: number; setup: TraceWorkerSetup; restorations: Restoration[]; maxRows: number }
+  | { type: 'keyMoments'; id: number; layer: number; rows: number[][] }
   | { type: 'close' };
 
 /** Messages from a trace worker. */
 export type TraceWorkerReply =
   | { type: 'ready' }
   | { type: 'scores'; id: number; scores: number[]; stats: TraceStats }
+  | { type: 'keyMoments'; id: number; sum: Float32Array }
   | { type: 'error'; id: number; message: string };
 
 /** Worker threads holding a model's weights, scoring restorations of any prompt of that model. */
@@ -53,6 +55,8 @@ export interface TracePool {
   holds(model: GPT2Model): boolean;
   /** Scores `restorations` on worker `worker` (0-based); resolves with their scores and the work done. */
   score(worker: number, setup: TraceWorkerSetup, restorations: readonly Restoration[], maxRows: number): Promise<{ scores: number[]; stats: TraceStats }>;
+  /** Σ k kᵀ [n·n] (float32) of the MLP keys of `layer` over the real tokens of `rows` (layerStats' keyMoments), on worker `worker`. */
+  keyMoments(worker: number, layer: number, rows: number[][]): Promise<Float32Array>;
   /** Stops the workers; safe to call twice. */
   close(): Promise<void>;
 }
@@ -74,7 +78,7 @@ function spawnTraceWorker(data: TraceWorkerData): Worker {
 export async function startTracePool(model: GPT2Model, threads: number): Promise<TracePool> {
   if (!Number.isInteger(threads) || threads < 2) throw new Error(`startTracePool: threads must be an integer ≥ 2, got ${threads}`);
   const workers: Worker[] = [];
-  const pending = new Map<number, { resolve: (r: { scores: number[]; stats: TraceStats }) => void; reject: (e: Error) => void; worker: number }>();
+  const pending = new Map<number, { resolve: (r: TraceWorkerReply) => void; reject: (e: Error) => void; worker: number }>();
   const failed: (Error | null)[] = [];
   const exited: boolean[] = [];
   let closed = false;
@@ -132,7 +136,7 @@ export async function startTracePool(model: GPT2Model, threads: number): Promise
         pending.delete(r.id);
         refresh(i);
         if (r.type === 'error') p.reject(new Error(`trace worker ${i}: ${r.message}`));
-        else p.resolve({ scores: r.scores, stats: r.stats });
+        else p.resolve(r);
       });
       w.on('error', (e) => fail(i, new Error(`trace worker ${i} failed: ${e instanceof Error ? e.message : String(e)}`)));
       w.on('exit', (code) => {
@@ -161,7 +165,8 @@ export async function startTracePool(model: GPT2Model, threads: number): Promise
     held = { model: m, ids: weightIds(m) };
   };
 
-  const score: TracePool['score'] = (worker, setup, restorations, maxRows) => {
+  // Sends a request to one worker; resolves with its reply (an error reply or a failed worker rejects).
+  const request = (worker: number, make: (id: number) => TraceWorkerRequest): Promise<TraceWorkerReply> => {
     if (closed) return Promise.reject(new Error('trace pool was closed'));
     if (!holds(held.model)) return Promise.reject(new Error('trace pool: the model\'s weights changed since they were sent; call load(model) first'));
     const w = workers[worker];
@@ -169,11 +174,20 @@ export async function startTracePool(model: GPT2Model, threads: number): Promise
     const f = failed[worker];
     if (f) return Promise.reject(f);
     const id = nextId++;
-    const p = new Promise<{ scores: number[]; stats: TraceStats }>((resolve, reject) => pending.set(id, { resolve, reject, worker }));
+    const p = new Promise<TraceWorkerReply>((resolve, reject) => pending.set(id, { resolve, reject, worker }));
     refresh(worker);
-    const req: TraceWorkerRequest = { type: 'score', id, setup, restorations: restorations.map((r) => r.map((s) => ({ ...s }))), maxRows };
-    w.postMessage(req);
+    w.postMessage(make(id));
     return p;
+  };
+  const score: TracePool['score'] = async (worker, setup, restorations, maxRows) => {
+    const r = await request(worker, (id) => ({ type: 'score', id, setup, restorations: restorations.map((x) => x.map((st) => ({ ...st }))), maxRows }));
+    if (r.type !== 'scores') throw new Error(`trace worker ${worker}: unexpected reply ${r.type}`);
+    return { scores: r.scores, stats: r.stats };
+  };
+  const keyMoments: TracePool['keyMoments'] = async (worker, layer, rows) => {
+    const r = await request(worker, (id) => ({ type: 'keyMoments', id, layer, rows }));
+    if (r.type !== 'keyMoments') throw new Error(`trace worker ${worker}: unexpected reply ${r.type}`);
+    return r.sum;
   };
   const close = async (): Promise<void> => {
     if (closed) return;
@@ -200,6 +214,7 @@ export async function startTracePool(model: GPT2Model, threads: number): Promise
     load,
     holds,
     score,
+    keyMoments,
     close,
   };
 }

@@ -1,12 +1,14 @@
 /**
  * Worker thread of parallel causal tracing (parallel.ts): receives the model's weights once, then scores the
  * restorations it is sent with its own trace session of the prompt (the clean and corrupted runs recomputed here
- * from the same ids, noise level, seed and answer, kept while the same prompt comes back).
+ * from the same ids, noise level, seed and answer, kept while the same prompt comes back). It also computes batches
+ * of layerStats' key moments, so the statistics use the same worker (one WASM worker per process).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { initBackend, type BackendChoice } from '../backend.js';
 import { modelFromWeights } from '../loadModel.js';
 import type { GPT2Model } from '../model/model.js';
+import { keyMoments } from '../rome/layerStats.js';
 import { TraceSession } from './engine.js';
 import type { TraceWorkerData, TraceWorkerReply, TraceWorkerRequest, TraceWorkerSetup } from './parallel.js';
 
@@ -64,6 +66,16 @@ async function handle(msg: TraceWorkerRequest): Promise<void> {
     return;
   }
   if (failMode === 'score') process.exit(3);
+  if (msg.type === 'keyMoments') {
+    try {
+      if (!model) throw new Error('no weights received');
+      const sum = keyMoments(model, msg.layer, msg.rows);
+      port!.postMessage({ type: 'keyMoments', id: msg.id, sum } satisfies TraceWorkerReply, [sum.buffer as ArrayBuffer]);
+    } catch (e) {
+      port!.postMessage({ type: 'error', id: msg.id, message: e instanceof Error ? (e.stack ?? e.message) : String(e) } satisfies TraceWorkerReply);
+    }
+    return;
+  }
   try {
     if (!model) throw new Error('no weights received');
     const s = await sessionFor(msg.setup);
