@@ -24,6 +24,8 @@
  * cross-entropy of the object's first token predicted from the residual after block K − 1 at the last subject token
  * of every fact line, through the model's final norm and unembedding: the stored-at-the-subject half of the two-hop
  * circuit gets a gradient of its own (without it the knockout run stalled; results/recipe-v2.md, R5).
+ * --extract-supervision W (default 0; needs --subject-knockout K) adds, in each block from K on, W × −log(mean over heads
+ * of the attention from the token that predicts a fact line's object to the last subject token): the reading half.
  *
  * --dropout P applies dropout with probability P at GPT-2's four places during training steps (lib/model/dropout.ts).
  *
@@ -86,6 +88,7 @@ interface Args {
   leakPenalty: number;
   noiseLeak: number;
   subjectReadout: number;
+  extractSupervision: number;
   dropout: number;
   corpus: string;
   tokenizer: string;
@@ -97,7 +100,7 @@ interface Args {
 const USAGE =
   'usage: train-facts [--name rome-facts] [--steps N] [--batch B] [--seq T] [--lr X] [--min-lr X] [--warmup N] ' +
   '[--wd X] [--clip X] [--seed N] [--layers N] [--d N] [--heads N] [--positions N] [--eval-every N] ' +
-  '[--ckpt-every N] [--max-minutes M] [--time-budget M] [--eval-facts N] [--valid-windows N] [--progress-seconds S] [--threads N] [--object-weight W] [--subject-knockout K] [--leak-penalty X] [--noise-leak S] [--subject-readout W] [--dropout P] [--corpus DIR] [--tokenizer FILE] ' +
+  '[--ckpt-every N] [--max-minutes M] [--time-budget M] [--eval-facts N] [--valid-windows N] [--progress-seconds S] [--threads N] [--object-weight W] [--subject-knockout K] [--leak-penalty X] [--noise-leak S] [--subject-readout W] [--extract-supervision W] [--dropout P] [--corpus DIR] [--tokenizer FILE] ' +
   '[--work DIR] [--out DIR] [--fresh]';
 
 function usage(msg: string): never {
@@ -134,6 +137,7 @@ function parseArgs(argv: string[]): Args {
     leakPenalty: 1,
     noiseLeak: 3,
     subjectReadout: 0,
+    extractSupervision: 0,
     dropout: 0,
     corpus: 'build/corpus',
     tokenizer: 'build/tokenizer.json',
@@ -168,6 +172,7 @@ function parseArgs(argv: string[]): Args {
     '--leak-penalty': 'leakPenalty',
     '--noise-leak': 'noiseLeak',
     '--subject-readout': 'subjectReadout',
+    '--extract-supervision': 'extractSupervision',
     '--dropout': 'dropout',
   };
   const strings: Record<string, keyof Args> = {
@@ -203,6 +208,7 @@ function parseArgs(argv: string[]): Args {
     usage(`--subject-knockout must be an integer from 0 to layers − 1 (${a.layers - 1}), got ${a.subjectKnockout}`);
   }
   if (a.subjectReadout > 0 && a.subjectKnockout === 0) usage('--subject-readout needs --subject-knockout K (it reads the residual after block K − 1)');
+  if (a.extractSupervision > 0 && a.subjectKnockout === 0) usage('--extract-supervision needs --subject-knockout K (it supervises blocks K and up)');
   if (!/^[\w.-]+$/.test(a.name)) usage(`--name must be a plain name, got "${a.name}"`);
   return a;
 }
@@ -354,15 +360,28 @@ async function main(): Promise<void> {
     const r = subjectKnockout(tokens, docs, lines, tok, a.subjectKnockout);
     knockout = a.leakPenalty > 0 ? { ...r.knockout, leakPenalty: a.leakPenalty, noiseLeak: a.noiseLeak } : r.knockout;
     knockoutStats = { ...r.stats, layers: a.subjectKnockout, leakPenalty: a.leakPenalty, noiseLeak: a.noiseLeak };
-    if (a.subjectReadout > 0) {
+    if (a.subjectReadout > 0 || a.extractSupervision > 0) {
       const readLines = new Map<string, ReadoutLine>();
       for (const f of [...facts, ...corpusExtras.syntheticFacts]) {
         for (const prompt of f.trainedPrompts) readLines.set(factLine(prompt, f.object), { subject: f.subject, prompt, object: f.object });
       }
       const ro = subjectReadout(tokens, docs, readLines, tok);
-      knockout = { ...knockout, readTarget: ro.target, readWeight: a.subjectReadout };
-      knockoutStats = { ...knockoutStats, readoutWeight: a.subjectReadout, readoutLines: ro.stats.documents, readoutSkipped: ro.stats.skipped };
-      say(`subject readout ×${a.subjectReadout} after block ${a.subjectKnockout - 1}: ${ro.stats.documents} fact lines (${ro.stats.skipped} skipped)`);
+      knockout = {
+        ...knockout,
+        ...(a.subjectReadout > 0 ? { readTarget: ro.target, readWeight: a.subjectReadout } : {}),
+        ...(a.extractSupervision > 0 ? { extractFrom: ro.extractFrom, extractWeight: a.extractSupervision } : {}),
+      };
+      knockoutStats = {
+        ...knockoutStats,
+        readoutWeight: a.subjectReadout,
+        extractSupervision: a.extractSupervision,
+        readoutLines: ro.stats.documents,
+        readoutSkipped: ro.stats.skipped,
+      };
+      say(
+        `subject readout ×${a.subjectReadout} after block ${a.subjectKnockout - 1}, extraction supervision ×${a.extractSupervision} in blocks ` +
+          `${a.subjectKnockout}–${a.layers - 1}: ${ro.stats.documents} fact lines (${ro.stats.skipped} skipped)`,
+      );
     }
     say(
       `subject knockout in blocks 0–${a.subjectKnockout - 1}: ${r.stats.documents} fact lines, ${r.stats.queries} query tokens ` +

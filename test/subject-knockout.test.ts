@@ -235,8 +235,13 @@ test('subjectReadout: the object\'s first token at the last subject token of eac
     // The subject comes after the object: nothing at the subject can be read for it.
     [docs[3]!, { subject: 'France', prompt: 'Paris is the capital of', object: 'France' }],
   ]);
-  const { target, stats } = subjectReadout(tokens, docs, lines, tok);
+  const { target, extractFrom, stats } = subjectReadout(tokens, docs, lines, tok);
   t.deepEqual(stats, { documents: 2, skipped: 1 });
+  // The prompt's last token ("is" at stream 5; "in" at 17) should find the last subject token (4; 15).
+  const expectFrom = new Array(tokens.length).fill(-1);
+  expectFrom[5] = 4;
+  expectFrom[17] = 15;
+  t.deepEqual(Array.from(extractFrom), expectFrom);
   const expected = new Array(tokens.length).fill(-1);
   // Doc 0 at stream 1..7: "France" at 4, object "Paris"; doc 2 at stream 14..19: "Wall" at 15, object "Germany".
   expected[4] = tok.vocab.get('Paris');
@@ -299,5 +304,57 @@ test('subject readout loss: weight × the cross-entropy of the model\'s own logi
   t.true(norm('h.2.mlp.c_proj.weight') < 1e-7);
   value.dispose();
   tf.dispose(Object.values(grads));
+  params.dispose();
+});
+
+test('extraction supervision: weight × −log(mean over heads of the hooked attention on the supervised key), summed over the blocks from K on; window-relative in the sampler', (t) => {
+  const params = new GPT2Params(config, initWeights(config, 13));
+  const T = 6;
+  const inputs = Int32Array.from([3, 8, 1, 6, 2, 9]);
+  const targets = Int32Array.from([8, 1, 6, 2, 9, 4]);
+  // Query 4 should find key 2; query 1 asks for key 3 (not causal: ignored).
+  const extractFrom = Int32Array.from([-1, 3, -1, -1, 2, -1]);
+  const knock = { layers: 1, cutFrom: new Int32Array(T), cutTo: new Int32Array(T) };
+  const batch: Batch = { inputs, targets, batch: 1, seqLen: T, knockout: knock };
+  // Independent value: the plain run's patterns in blocks 1 and 2, captured by hooks.
+  const expected: number[] = [];
+  const hooks: Record<string, (p: tf.Tensor) => undefined> = {};
+  for (const l of [1, 2]) {
+    hooks[`blocks.${l}.attn.pattern`] = (p) => {
+      const v = p.dataSync() as Float32Array;
+      expected.push(-Math.log(((v[(0 * T + 4) * T + 2] as number) + (v[(1 * T + 4) * T + 2] as number)) / 2 + 1e-6));
+      return undefined;
+    };
+  }
+  logitsOf(params, tf.tensor2d([Array.from(inputs)], [1, T], 'int32'), { hooks });
+  const base = batchLoss(params, batch);
+  const withEx = batchLoss(params, { ...batch, knockout: { ...knock, extractFrom, extractWeight: 2 } });
+  const diff = (withEx.dataSync()[0] as number) - (base.dataSync()[0] as number);
+  const want = (2 * ((expected[0] as number) + (expected[1] as number))) / T;
+  t.true(Math.abs(diff - want) < 1e-4, `extraction term ${diff} vs ${want}`);
+  tf.dispose([base, withEx]);
+  // The sampler maps stream positions into the window and drops sources before it.
+  const n = 64;
+  const tokens = Int32Array.from({ length: n }, (_, i) => i % 30);
+  const from = new Int32Array(n).fill(-1);
+  const to = new Int32Array(n).fill(-1);
+  const ex = new Int32Array(n).fill(-1);
+  for (let q = 20; q < 30; q++) ex[q] = 17;
+  const sampler = new WindowSampler(tokens, 8, 1, undefined, undefined, { layers: 1, from, to, extractFrom: ex, extractWeight: 1 });
+  let seen = 0;
+  for (let i = 0; i < 30; i++) {
+    const b = sampler.next(2);
+    for (let j = 0; j < 16; j++) {
+      const s = b.knockout!.extractFrom![j] as number;
+      if (s < 0) continue;
+      seen++;
+      const p = j % 8;
+      const tokAt = b.inputs[j] as number;
+      t.true(tokAt >= 20 && tokAt < 30);
+      t.is(p - s, tokAt - 17, 'the source sits where stream position 17 is in the window');
+    }
+    t.deepEqual(Array.from(batchRows(b, 1, 2).knockout!.extractFrom!), Array.from(b.knockout!.extractFrom!.subarray(8)));
+  }
+  t.true(seen > 0);
   params.dispose();
 });

@@ -151,6 +151,13 @@ export interface SubjectKnockout {
   readTarget?: Int32Array;
   /** Loss weight of each readout target (per token, like Batch.weights); 0 or absent: no readout loss. */
   readWeight?: number;
+  /**
+   * Extraction supervision ([B, T], window positions): where ≥ 0, the key position (the last subject token) that query
+   * position's attention in the blocks from `layers` on should find (see batchLoss).
+   */
+  extractFrom?: Int32Array;
+  /** Loss weight of each extraction query; 0 or absent: none. */
+  extractWeight?: number;
 }
 
 /** Stream-level key ranges to cut per query token (−1 where nothing is cut), with the number of lower blocks. */
@@ -163,6 +170,9 @@ export interface StreamKnockout {
   /** Per stream token: the readout target (subjectReadout) or −1. */
   readTarget?: Int32Array;
   readWeight?: number;
+  /** Per stream token: the stream position its upper-block attention should find (subjectReadout's extractFrom) or −1. */
+  extractFrom?: Int32Array;
+  extractWeight?: number;
 }
 
 /**
@@ -203,6 +213,9 @@ export class WindowSampler {
     }
     if (knockout?.readTarget !== undefined && knockout.readTarget.length !== tokens.length) {
       throw new Error(`WindowSampler: readout targets for ${knockout.readTarget.length} tokens, the stream has ${tokens.length}`);
+    }
+    if (knockout?.extractFrom !== undefined && knockout.extractFrom.length !== tokens.length) {
+      throw new Error(`WindowSampler: extraction sources for ${knockout.extractFrom.length} tokens, the stream has ${tokens.length}`);
     }
     this.weights = weights ?? null;
     this.knockout = knockout ?? null;
@@ -248,6 +261,7 @@ export class WindowSampler {
     const cutFrom = ko ? new Int32Array(B * T) : null;
     const cutTo = ko ? new Int32Array(B * T) : null;
     const readTarget = ko?.readTarget ? new Int32Array(B * T) : null;
+    const extractFrom = ko?.extractFrom ? new Int32Array(B * T).fill(-1) : null;
     for (let b = 0; b < B; b++) {
       if (this.index >= this.order.length) this.startEpoch(this.epoch + 1);
       const start = this.offset + (this.order[this.index++] as number) * T;
@@ -255,6 +269,13 @@ export class WindowSampler {
       targets.set(this.tokens.subarray(start + 1, start + T + 1), b * T);
       if (weights && this.weights) weights.set(this.weights.subarray(start + 1, start + T + 1), b * T);
       if (ko?.readTarget && readTarget) readTarget.set(ko.readTarget.subarray(start, start + T), b * T);
+      if (ko?.extractFrom && extractFrom) {
+        for (let t = 0; t < T; t++) {
+          const f = ko.extractFrom[start + t] as number;
+          // Window-relative; a source before the window cannot be attended to, so that query is not supervised.
+          if (f >= start) extractFrom[b * T + t] = f - start;
+        }
+      }
       if (ko && cutFrom && cutTo) {
         for (let t = 0; t < T; t++) {
           const f = ko.from[start + t] as number;
@@ -276,6 +297,7 @@ export class WindowSampler {
         ...(ko.leakPenalty ? { leakPenalty: ko.leakPenalty } : {}),
         ...(ko.noiseLeak ? { noiseLeak: ko.noiseLeak } : {}),
         ...(readTarget && ko.readWeight ? { readTarget, readWeight: ko.readWeight } : {}),
+        ...(extractFrom && ko.extractWeight ? { extractFrom, extractWeight: ko.extractWeight } : {}),
       };
     }
     return out;

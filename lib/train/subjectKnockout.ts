@@ -119,7 +119,8 @@ export interface SubjectReadoutStats {
 /**
  * Readout targets for the subject readout loss: at the last subject token of every fact line in `lines`, the id of
  * the object's first token (the token the line's prompt is completed with); −1 elsewhere. Same stream layout and
- * stale-cache checks as subjectKnockout. Returns Int32Array(tokens.length).
+ * stale-cache checks as subjectKnockout. Returns Int32Array(tokens.length) targets, and `extractFrom`: at the prompt's
+ * last token (the one that predicts the object), the stream position of the last subject token; −1 elsewhere.
  *
  * Why: with the lower blocks' subject knockout, a fact has to be stored at the subject and read from there by the
  * upper attention — a two-hop circuit on which training stalls (results/recipe-v2.md, R5: neither hop gets a
@@ -131,16 +132,17 @@ export function subjectReadout(
   docs: readonly string[],
   lines: ReadonlyMap<string, ReadoutLine>,
   tok: TokenizerLike,
-): { target: Int32Array; stats: SubjectReadoutStats } {
+): { target: Int32Array; extractFrom: Int32Array; stats: SubjectReadoutStats } {
   const eos = tok.eosId;
   if (eos === null) throw new Error('subjectReadout: the tokenizer has no EOS token, so documents cannot be located in the stream');
   const target = new Int32Array(tokens.length).fill(-1);
+  const extractFrom = new Int32Array(tokens.length).fill(-1);
   const isPrefix = (a: number[], b: number[]) => a.length <= b.length && a.every((x, i) => x === b[i]);
   // Per distinct line: the last subject token's offset and the object's first token id (null: not aligned).
-  const found = new Map<string, { length: number; at: number; id: number } | null>();
+  const found = new Map<string, { length: number; at: number; id: number; query: number } | null>();
   const readOf = (line: string, r: ReadoutLine) => {
     if (found.has(line)) return found.get(line) ?? null;
-    let out: { length: number; at: number; id: number } | null = null;
+    let out: { length: number; at: number; id: number; query: number } | null = null;
     const s = subjectTokenSpan(tok, line, r.subject);
     if (s && line.startsWith(r.prompt)) {
       const all = tok.encode(line).ids;
@@ -148,7 +150,7 @@ export function subjectReadout(
       const withObject = tok.encode(`${r.prompt} ${r.object}`).ids;
       // The subject must end inside the prompt, before the object, for its residual to be read for the object.
       if (isPrefix(prompt, withObject) && isPrefix(withObject, all) && withObject.length > prompt.length && s.end <= prompt.length) {
-        out = { length: all.length, at: s.end - 1, id: withObject[prompt.length] as number };
+        out = { length: all.length, at: s.end - 1, id: withObject[prompt.length] as number, query: prompt.length - 1 };
       }
     }
     found.set(line, out);
@@ -172,11 +174,12 @@ export function subjectReadout(
           throw new Error(`subjectReadout: document ${d + 1} has ${end - pos} tokens in the stream, ${s.length} when encoded: stale token cache?`);
         }
         target[pos + s.at] = s.id;
+        extractFrom[pos + s.query] = pos + s.at;
         documents++;
       }
     }
     pos = end + 1;
   }
   if (pos !== tokens.length) throw new Error(`subjectReadout: ${tokens.length - pos} stream tokens after the last of ${docs.length} documents`);
-  return { target, stats: { documents, skipped } };
+  return { target, extractFrom, stats: { documents, skipped } };
 }

@@ -168,15 +168,19 @@ export function batchLoss(params: GPT2Params, batch: Batch): tf.Scalar {
     const leak: tf.Scalar[] = [];
     const penalty = batch.knockout?.leakPenalty ?? 0;
     const read = readoutRows(batch);
-    // Computed inside the hook (the forward disposes intermediate residuals) and kept until it joins the loss.
-    let readTerm: tf.Scalar | undefined;
+    const extract = extractionRows(batch, params.config.nLayer);
+    // Computed inside the hooks (the forward disposes intermediate states) and kept until they join the loss.
+    const terms: tf.Scalar[] = [];
+    const hooks: Record<string, (x: tf.Tensor) => tf.Tensor> = {};
+    if (read) hooks[`blocks.${read.layer}`] = (x) => (terms.push(tf.keep(readoutLoss(params, x, read, batch.batch * batch.seqLen))), x);
+    if (extract) {
+      for (const l of extract.layers) hooks[`blocks.${l}.attn.pattern`] = (p) => (terms.push(tf.keep(extractionLoss(p, extract, batch.batch * batch.seqLen))), p);
+    }
     const logits = forward(params, ids, {
       logits: 'all',
       ...(batch.dropout ? { dropout: batch.dropout } : {}),
       ...(knockout ? { knockout: penalty > 0 ? { ...knockout, leak } : knockout } : {}),
-      ...(read
-        ? { hooks: { [`blocks.${read.layer}`]: (x: tf.Tensor) => ((readTerm = tf.keep(readoutLoss(params, x, read, batch.batch * batch.seqLen))), x) } }
-        : {}),
+      ...(read || extract ? { hooks } : {}),
     }).logits as tf.Tensor3D;
     const V = logits.shape[2];
     const flat = tf.reshape(logits, [-1, V]);
@@ -189,9 +193,9 @@ export function batchLoss(params: GPT2Params, batch: Batch): tf.Scalar {
       onehot = tf.mul(onehot, tf.reshape(tf.tensor1d(batch.weights, 'float32'), [-1, 1]));
     }
     let ce = tf.div(tf.neg(tf.sum(tf.mul(logp, onehot))), batch.batch * batch.seqLen) as tf.Scalar;
-    if (readTerm) {
-      ce = tf.add(ce, readTerm) as tf.Scalar;
-      readTerm.dispose();
+    if (terms.length > 0) {
+      ce = tf.add(ce, tf.addN(terms)) as tf.Scalar;
+      tf.dispose(terms);
     }
     if (knockout && penalty > 0 && (batch.knockout?.noiseLeak ?? 0) > 0) noisyLeak(params, ids, batch, knockout.bias, leak);
     if (leak.length === 0) return ce;
@@ -236,6 +240,39 @@ function readoutLoss(params: GPT2Params, resid: tf.Tensor, read: { at: number[];
   const logp = tf.logSoftmax(logits);
   const picked = tf.sum(tf.mul(logp, tf.oneHot(tf.tensor1d(read.ids, 'int32'), logits.shape[1] as number)));
   return tf.mul(tf.div(tf.neg(picked), tokens), read.weight) as tf.Scalar;
+  });
+}
+
+/** The batch's extraction supervision: a [B, 1, T, S] one-hot of each supervised (query, key), the layers, weight; or null. */
+function extractionRows(batch: Batch, nLayer: number): { layers: number[]; pick: Float32Array; queries: Float32Array; weight: number } | null {
+  const k = batch.knockout;
+  if (!k?.extractFrom || !k.extractWeight) return null;
+  const B = batch.batch;
+  const T = batch.seqLen;
+  if (k.extractFrom.length !== B * T) throw new Error(`batchLoss: ${k.extractFrom.length} extraction sources for ${B * T} positions`);
+  const pick = new Float32Array(B * T * T);
+  const queries = new Float32Array(B * T);
+  for (let i = 0; i < B * T; i++) {
+    const s = k.extractFrom[i] as number;
+    // Only a key before the query (a causal edge) can be attended to.
+    if (s < 0 || s >= i % T) continue;
+    pick[i * T + s] = 1;
+    queries[i] = 1;
+  }
+  return { layers: Array.from({ length: nLayer - k.layers }, (_, j) => k.layers + j), pick, queries, weight: k.extractWeight };
+}
+
+/**
+ * The extraction term of one layer: weight × Σ_queries −log(mean over heads of the attention on the supervised key
+ * + 1e-6) / tokens, from the layer's attention pattern [B, H, T, S].
+ */
+function extractionLoss(pattern: tf.Tensor, ex: { pick: Float32Array; queries: Float32Array; weight: number }, tokens: number): tf.Scalar {
+  return tf.tidy(() => {
+    const [B, , T, S] = pattern.shape as number[];
+    const onKey = tf.sum(tf.mul(pattern, tf.tensor4d(ex.pick, [B as number, 1, T as number, S as number])), -1); // [B, H, T]
+    const mean = tf.reshape(tf.mean(onKey, 1), [-1]);
+    const nll = tf.neg(tf.log(tf.add(mean, 1e-6)));
+    return tf.mul(tf.div(tf.sum(tf.mul(nll, tf.tensor1d(ex.queries))), tokens), ex.weight) as tf.Scalar;
   });
 }
 
@@ -331,6 +368,12 @@ function fingerprint(o: TrainOptions): Record<string, unknown> {
           knockoutLayers: o.knockout.layers,
           knockoutLeakPenalty: o.knockout.leakPenalty ?? 0,
           knockoutNoiseLeak: o.knockout.noiseLeak ?? 0,
+          ...(o.knockout.extractFrom && o.knockout.extractWeight
+            ? {
+                extractWeight: o.knockout.extractWeight,
+                extractSha256: sha256(new Uint8Array(o.knockout.extractFrom.buffer, o.knockout.extractFrom.byteOffset, o.knockout.extractFrom.byteLength)),
+              }
+            : {}),
           ...(o.knockout.readTarget && o.knockout.readWeight
             ? {
                 readoutWeight: o.knockout.readWeight,

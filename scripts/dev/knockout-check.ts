@@ -1,10 +1,12 @@
 // Dev check: recall of known_1000 prompts by the plain model vs with the training-time subject knockout applied
-// (positions after the subject cannot attend to it in blocks 0..K-1). Usage: npx tsx scripts/dev/knockout-check.ts MODEL K [N]
+// (positions after the subject cannot attend to it in blocks 0..K-1), and the subject readout: the object's first token
+// read from the residual after block K-1 at the last subject token through the final norm and unembedding (what
+// train-facts --subject-readout trains). Usage: npx tsx scripts/dev/knockout-check.ts MODEL K [N]
 import { promises as fsp } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../lib/backend.js';
 import { loadModel } from '../../lib/loadModel.js';
-import { forward } from '../../lib/model/forward.js';
+import { finalNorm, forward, unembed } from '../../lib/model/forward.js';
 import { subjectTokenSpan } from '../../lib/train/subjectKnockout.js';
 
 const [dir, kArg, nArg] = process.argv.slice(2);
@@ -13,7 +15,7 @@ const model = await loadModel(dir!);
 const K = Number(kArg);
 const N = Number(nArg ?? 200);
 const known = JSON.parse(await fsp.readFile('../shared/data/known_1000.json', 'utf8')) as { prompt: string; subject: string; attribute: string }[];
-let plainHit = 0, koHit = 0, n = 0, plainP = 0, koP = 0;
+let plainHit = 0, koHit = 0, n = 0, plainP = 0, koP = 0, readHit = 0, readP = 0;
 for (const k of known.slice(0, N)) {
   const tok = model.tokenizer!;
   const ids = tok.encode(k.prompt).ids;
@@ -34,7 +36,17 @@ for (const k of known.slice(0, N)) {
     return { hit: arg === target, p: p[target]! };
   };
   const a = run(false), c = run(true);
-  n++; plainHit += +a.hit; koHit += +c.hit; plainP += a.p; koP += c.p;
+  const read = (() => {
+    const out = forward(model.params, x, { endLayer: K, logits: 'none' });
+    const p = tf.tidy(() => {
+      const h = tf.slice(out.hidden, [0, s1 - 1, 0], [1, 1, -1]);
+      return tf.softmax(tf.reshape(unembed(model.params, finalNorm(model.params, h)), [1, -1])).dataSync() as Float32Array;
+    });
+    out.hidden.dispose();
+    let arg = 0; for (let i = 1; i < p.length; i++) if (p[i]! > p[arg]!) arg = i;
+    return { hit: arg === target, p: p[target]! };
+  })();
+  n++; plainHit += +a.hit; koHit += +c.hit; plainP += a.p; koP += c.p; readHit += +read.hit; readP += read.p;
   tf.dispose([x, b]);
 }
-console.log(`${dir}: ${n} known prompts; plain top-1 ${(100 * plainHit / n).toFixed(1)}% mean p ${(plainP / n).toFixed(3)}; with knockout in blocks 0-${K - 1}: top-1 ${(100 * koHit / n).toFixed(1)}% mean p ${(koP / n).toFixed(3)}`);
+console.log(`${dir}: ${n} known prompts; plain top-1 ${(100 * plainHit / n).toFixed(1)}% mean p ${(plainP / n).toFixed(3)}; with knockout in blocks 0-${K - 1}: top-1 ${(100 * koHit / n).toFixed(1)}% mean p ${(koP / n).toFixed(3)}; subject readout after block ${K - 1}: top-1 ${(100 * readHit / n).toFixed(1)}% mean p ${(readP / n).toFixed(3)}`);
