@@ -321,3 +321,34 @@ export function evalWindows(tokens: Int32Array, seqLen: number, maxWindows: numb
   }
   return out;
 }
+
+/**
+ * Walks a token stream laid out as tokenizeText writes it (EOS, doc₁, EOS, doc₂, …, EOS), calling
+ * visit(d, start, end) with each document's token range [start, end). `expectLength(d)`, when it returns a number,
+ * is checked against the range (the document encoded now vs the stream, which may come from a stale cache). Errors
+ * name `who`.
+ */
+export function forEachStreamDocument(
+  tokens: Int32Array,
+  docs: readonly string[],
+  eos: number | null,
+  who: string,
+  visit: (d: number, start: number, end: number) => void,
+  expectLength?: (d: number) => number | null,
+): void {
+  if (eos === null) throw new Error(`${who}: the tokenizer has no EOS token, so documents cannot be located in the stream`);
+  if (tokens[0] !== eos) throw new Error(`${who}: the stream does not start with EOS`);
+  let pos = 1;
+  for (let d = 0; d < docs.length; d++) {
+    let end = pos;
+    while (end < tokens.length && tokens[end] !== eos) end++;
+    if (end >= tokens.length) throw new Error(`${who}: the stream ends before document ${d + 1} of ${docs.length}`);
+    const want = expectLength?.(d) ?? null;
+    if (want !== null && want !== end - pos) {
+      throw new Error(`${who}: document ${d + 1} has ${end - pos} tokens in the stream, ${want} when encoded: stale token cache?`);
+    }
+    visit(d, pos, end);
+    pos = end + 1;
+  }
+  if (pos !== tokens.length) throw new Error(`${who}: ${tokens.length - pos} stream tokens after the last of ${docs.length} documents`);
+}

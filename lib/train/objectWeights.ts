@@ -6,7 +6,7 @@
  * the step. Weighting the object tokens spends more of each step on the association (the loss stays a
  * next-token loss over every token).
  */
-import type { TokenizerLike } from './data.js';
+import { forEachStreamDocument, type TokenizerLike } from './data.js';
 
 /** A fact sentence of the corpus: the prompt and object it renders (factLine(prompt, object) is the line). */
 export interface FactSentence {
@@ -39,8 +39,6 @@ export function factObjectWeights(
   weight: number,
 ): { weights: Float32Array; stats: ObjectWeightStats } {
   if (!Number.isFinite(weight) || weight < 0) throw new Error(`factObjectWeights: weight must be a finite number ≥ 0, got ${weight}`);
-  const eos = tok.eosId;
-  if (eos === null) throw new Error('factObjectWeights: the tokenizer has no EOS token, so documents cannot be located in the stream');
   const weights = new Float32Array(tokens.length).fill(1);
   // Spans (start, end) of the object within a sentence's tokens, per distinct sentence: fact sentences repeat.
   // A document may state several objects (a biography); each entry's prompt is the document text before it.
@@ -62,29 +60,28 @@ export function factObjectWeights(
     spans.set(line, s);
     return s;
   };
-  if (tokens[0] !== eos) throw new Error('factObjectWeights: the stream does not start with EOS');
-  let pos = 1;
-  let factDocuments = 0;
-  let objectTokens = 0;
-  for (let d = 0; d < docs.length; d++) {
-    let end = pos;
-    while (end < tokens.length && tokens[end] !== eos) end++;
-    if (end >= tokens.length) throw new Error(`factObjectWeights: the stream ends before document ${d + 1} of ${docs.length}`);
+  const factAt = (d: number) => {
     const line = docs[d] as string;
     const f = facts.get(line);
-    if (f) {
-      const s = spanOf(line, Array.isArray(f) ? (f as readonly FactSentence[]) : [f as FactSentence]);
-      if (s.length !== end - pos) {
-        throw new Error(`factObjectWeights: document ${d + 1} has ${end - pos} tokens in the stream, ${s.length} when encoded: stale token cache?`);
-      }
+    return f ? spanOf(line, Array.isArray(f) ? (f as readonly FactSentence[]) : [f as FactSentence]) : null;
+  };
+  let factDocuments = 0;
+  let objectTokens = 0;
+  forEachStreamDocument(
+    tokens,
+    docs,
+    tok.eosId,
+    'factObjectWeights',
+    (d, pos) => {
+      const s = factAt(d);
+      if (!s) return;
       for (const p of s.parts) {
         weights.fill(weight, pos + p.from, pos + p.to);
         objectTokens += p.to - p.from;
       }
       factDocuments++;
-    }
-    pos = end + 1;
-  }
-  if (pos !== tokens.length) throw new Error(`factObjectWeights: ${tokens.length - pos} stream tokens after the last of ${docs.length} documents`);
+    },
+    (d) => factAt(d)?.length ?? null,
+  );
   return { weights, stats: { documents: docs.length, factDocuments, objectTokens } };
 }

@@ -9,7 +9,7 @@
  * (early-middle MLPs at the last subject token, then attention at the last token). The restriction exists only
  * during training steps: the saved model is a plain GPT-2 and every evaluation runs it unrestricted.
  */
-import type { StreamKnockout, TokenizerLike } from './data.js';
+import { forEachStreamDocument, type StreamKnockout, type TokenizerLike } from './data.js';
 
 /** A fact line of the corpus and the subject it names (first occurrence is the one cut). */
 export interface SubjectLine {
@@ -57,47 +57,41 @@ export function subjectKnockout(
   layers: number,
 ): { knockout: StreamKnockout; stats: SubjectKnockoutStats } {
   if (!Number.isInteger(layers) || layers < 1) throw new Error(`subjectKnockout: layers must be a positive integer, got ${layers}`);
-  const eos = tok.eosId;
-  if (eos === null) throw new Error('subjectKnockout: the tokenizer has no EOS token, so documents cannot be located in the stream');
   const from = new Int32Array(tokens.length).fill(-1);
   const to = new Int32Array(tokens.length).fill(-1);
   // Token span of the subject within each distinct line (fact lines repeat); null when it does not align.
   const spans = new Map<string, { length: number; start: number; end: number } | null>();
-  const spanOf = (line: string, subject: string) => {
-    if (spans.has(line)) return spans.get(line) ?? null;
-    const s = subjectTokenSpan(tok, line, subject);
-    spans.set(line, s);
-    return s;
+  const spanOf = (d: number) => {
+    const line = docs[d] as string;
+    const subject = lines.get(line);
+    if (subject === undefined) return undefined;
+    if (!spans.has(line)) spans.set(line, subjectTokenSpan(tok, line, subject));
+    return spans.get(line) ?? null;
   };
-  if (tokens[0] !== eos) throw new Error('subjectKnockout: the stream does not start with EOS');
-  let pos = 1;
   let documents = 0;
   let queries = 0;
   let skipped = 0;
-  for (let d = 0; d < docs.length; d++) {
-    let end = pos;
-    while (end < tokens.length && tokens[end] !== eos) end++;
-    if (end >= tokens.length) throw new Error(`subjectKnockout: the stream ends before document ${d + 1} of ${docs.length}`);
-    const line = docs[d] as string;
-    const subject = lines.get(line);
-    if (subject !== undefined) {
-      const s = spanOf(line, subject);
-      if (!s) skipped++;
-      else {
-        if (s.length !== end - pos) {
-          throw new Error(`subjectKnockout: document ${d + 1} has ${end - pos} tokens in the stream, ${s.length} when encoded: stale token cache?`);
-        }
-        for (let t = pos + s.end; t < end; t++) {
-          from[t] = pos + s.start;
-          to[t] = pos + s.end;
-          queries++;
-        }
-        documents++;
+  forEachStreamDocument(
+    tokens,
+    docs,
+    tok.eosId,
+    'subjectKnockout',
+    (d, pos, end) => {
+      const s = spanOf(d);
+      if (s === undefined) return;
+      if (s === null) {
+        skipped++;
+        return;
       }
-    }
-    pos = end + 1;
-  }
-  if (pos !== tokens.length) throw new Error(`subjectKnockout: ${tokens.length - pos} stream tokens after the last of ${docs.length} documents`);
+      for (let t = pos + s.end; t < end; t++) {
+        from[t] = pos + s.start;
+        to[t] = pos + s.end;
+        queries++;
+      }
+      documents++;
+    },
+    (d) => spanOf(d)?.length ?? null,
+  );
   return { knockout: { layers, from, to }, stats: { documents, queries, skipped } };
 }
 
@@ -133,8 +127,6 @@ export function subjectReadout(
   lines: ReadonlyMap<string, ReadoutLine>,
   tok: TokenizerLike,
 ): { target: Int32Array; extractFrom: Int32Array; stats: SubjectReadoutStats } {
-  const eos = tok.eosId;
-  if (eos === null) throw new Error('subjectReadout: the tokenizer has no EOS token, so documents cannot be located in the stream');
   const target = new Int32Array(tokens.length).fill(-1);
   const extractFrom = new Int32Array(tokens.length).fill(-1);
   const isPrefix = (a: number[], b: number[]) => a.length <= b.length && a.every((x, i) => x === b[i]);
@@ -156,30 +148,29 @@ export function subjectReadout(
     found.set(line, out);
     return out;
   };
-  if (tokens[0] !== eos) throw new Error('subjectReadout: the stream does not start with EOS');
-  let pos = 1;
+  const readAt = (d: number) => {
+    const r = lines.get(docs[d] as string);
+    return r === undefined ? undefined : readOf(docs[d] as string, r);
+  };
   let documents = 0;
   let skipped = 0;
-  for (let d = 0; d < docs.length; d++) {
-    let end = pos;
-    while (end < tokens.length && tokens[end] !== eos) end++;
-    if (end >= tokens.length) throw new Error(`subjectReadout: the stream ends before document ${d + 1} of ${docs.length}`);
-    const line = docs[d] as string;
-    const r = lines.get(line);
-    if (r !== undefined) {
-      const s = readOf(line, r);
-      if (!s) skipped++;
-      else {
-        if (s.length !== end - pos) {
-          throw new Error(`subjectReadout: document ${d + 1} has ${end - pos} tokens in the stream, ${s.length} when encoded: stale token cache?`);
-        }
-        target[pos + s.at] = s.id;
-        extractFrom[pos + s.query] = pos + s.at;
-        documents++;
+  forEachStreamDocument(
+    tokens,
+    docs,
+    tok.eosId,
+    'subjectReadout',
+    (d, pos) => {
+      const s = readAt(d);
+      if (s === undefined) return;
+      if (s === null) {
+        skipped++;
+        return;
       }
-    }
-    pos = end + 1;
-  }
-  if (pos !== tokens.length) throw new Error(`subjectReadout: ${tokens.length - pos} stream tokens after the last of ${docs.length} documents`);
+      target[pos + s.at] = s.id;
+      extractFrom[pos + s.query] = pos + s.at;
+      documents++;
+    },
+    (d) => readAt(d)?.length ?? null,
+  );
   return { target, extractFrom, stats: { documents, skipped } };
 }
