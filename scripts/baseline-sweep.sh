@@ -61,15 +61,25 @@ setField() {
     fs.writeFileSync(file, JSON.stringify(h, null, 2) + '\n');" "$@"
 }
 
+# Runs a sweep's jobs, tables them into $MD under a heading and prints the best setting.
+# Arguments: name, heading, what the rows after the unedited one are, label of the best, then "job" and "key" pairs.
+sweep() {
+  local name="$1" heading="$2" rowsNote="$3" label="$4"; shift 4
+  local jobs=() dirs=() keys=()
+  while (( $# )); do jobs+=("$1"); IFS='|' read -r _ d _ <<< "$1"; dirs+=("$OUT/$d"); keys+=("$2"); shift 2; done
+  lanes "${jobs[@]}" >&2
+  $CLI summarize "${dirs[@]}" --md "$OUT/$name.md" --json "$OUT/$name.json" --force > /dev/null
+  local b; b=$(best "$OUT/$name.json" "${keys[@]}")
+  { echo "## $heading"; echo; echo "Rows: the unedited model, then $rowsNote."; echo; cat "$OUT/$name.md"; echo; echo "Best by S: $label $b."; echo; } >> "$MD"
+  echo "$b"
+}
+
 { echo "# Baseline tuning on $MODEL (first $N CounterFact edit cases per setting)"; echo; } > "$MD"
 if has ft; then
   say "FT layer sweep: layers $LAYERS"
-  jobs=(); dirs=(); keys=()
-  for l in $LAYERS; do jobs+=("ft|ft-layer$l|--layer $l --hparams $FT_HP"); dirs+=("$OUT/ft-layer$l"); keys+=("$l"); done
-  lanes "${jobs[@]}"
-  $CLI summarize "${dirs[@]}" --md "$OUT/ft-layers.md" --json "$OUT/ft-layers.json" --force > /dev/null
-  FT_BEST=$(best "$OUT/ft-layers.json" "${keys[@]}")
-  { echo "## FT (unconstrained): edited layer"; echo; echo "Rows: the unedited model, then layers $LAYERS."; echo; cat "$OUT/ft-layers.md"; echo; echo "Best by S: layer $FT_BEST."; echo; } >> "$MD"
+  args=()
+  for l in $LAYERS; do args+=("ft|ft-layer$l|--layer $l --hparams $FT_HP" "$l"); done
+  FT_BEST=$(sweep ft-layers "FT (unconstrained): edited layer" "layers $LAYERS" layer "${args[@]}")
   say "FT: best layer $FT_BEST"
   if [[ "$WRITE" == 1 ]]; then
     setField "$FT_HP" layer "$FT_BEST" layerChosenBy "Best score S of layers $LAYERS on the first $N CounterFact cases (scripts/baseline-sweep.sh; $MD)."
@@ -78,7 +88,7 @@ fi
 if has ftl; then
   FTL_LAYER="${FTL_LAYER:-${FT_BEST:-$(node -e "console.log(require('./$FTL_HP').layer)")}}"
   say "FT+L ε sweep at layer $FTL_LAYER: $EPSILONS"
-  jobs=(); dirs=(); keys=()
+  args=()
   for e in $EPSILONS; do
     hp="$OUT/hparams/ft-l-eps$e.json"
     node -e "
@@ -87,12 +97,9 @@ if has ftl; then
       h.normConstraint = Number(process.argv[2]);
       if (!(h.normConstraint > 0)) throw new Error('bad epsilon ' + process.argv[2]);
       fs.writeFileSync(process.argv[3], JSON.stringify(h, null, 2) + '\n');" "$FTL_HP" "$e" "$hp"
-    jobs+=("ft-l|ft-l-eps$e|--layer $FTL_LAYER --hparams $hp"); dirs+=("$OUT/ft-l-eps$e"); keys+=("$e")
+    args+=("ft-l|ft-l-eps$e|--layer $FTL_LAYER --hparams $hp" "$e")
   done
-  lanes "${jobs[@]}"
-  $CLI summarize "${dirs[@]}" --md "$OUT/ft-l-eps.md" --json "$OUT/ft-l-eps.json" --force > /dev/null
-  EPS_BEST=$(best "$OUT/ft-l-eps.json" "${keys[@]}")
-  { echo "## FT+L: norm bound ε at layer $FTL_LAYER"; echo; echo "Rows: the unedited model, then ε = $EPSILONS."; echo; cat "$OUT/ft-l-eps.md"; echo; echo "Best by S: ε = $EPS_BEST."; echo; } >> "$MD"
+  EPS_BEST=$(sweep ft-l-eps "FT+L: norm bound ε at layer $FTL_LAYER" "ε = $EPSILONS" "ε =" "${args[@]}")
   say "FT+L: best ε $EPS_BEST"
   if [[ "$WRITE" == 1 ]]; then
     setField "$FTL_HP" normConstraint "$EPS_BEST" normConstraintNote "Best score S of ε ∈ {$EPSILONS} at layer $FTL_LAYER on the first $N CounterFact cases (scripts/baseline-sweep.sh; $MD)."
