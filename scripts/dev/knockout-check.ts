@@ -2,27 +2,19 @@
 // (positions after the subject cannot attend to it in blocks 0..K-1), and the subject readout: the object's first token
 // read from the residual after block K-1 at the last subject token through the final norm and unembedding (what
 // train-facts --subject-readout trains). Usage: npx tsx scripts/dev/knockout-check.ts MODEL K [N]
-import { promises as fsp } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../lib/backend.js';
 import { loadModel } from '../../lib/loadModel.js';
 import { finalNorm, forward, unembed } from '../../lib/model/forward.js';
-import { subjectTokenSpan } from '../../lib/train/subjectKnockout.js';
+import { knownPrompts } from './knownPrompts.js';
 
 const [dir, kArg, nArg] = process.argv.slice(2);
 await initBackend({ quiet: true });
 const model = await loadModel(dir!);
 const K = Number(kArg);
 const N = Number(nArg ?? 200);
-const known = JSON.parse(await fsp.readFile('../shared/data/known_1000.json', 'utf8')) as { prompt: string; subject: string; attribute: string }[];
 let plainHit = 0, koHit = 0, n = 0, plainP = 0, koP = 0, readHit = 0, readP = 0;
-for (const k of known.slice(0, N)) {
-  const tok = model.tokenizer!;
-  const ids = tok.encode(k.prompt).ids;
-  const span = subjectTokenSpan(tok, k.prompt, k.subject);
-  if (!span) continue;
-  const [s0, s1] = [span.start, span.end];
-  const target = tok.encode(' ' + k.attribute).ids[0]!;
+for (const { ids, s0, s1, target } of await knownPrompts(model, N)) {
   const T = ids.length;
   const bias = new Float32Array(T * T);
   for (let q = s1; q < T; q++) for (let s = s0; s < s1; s++) bias[q * T + s] = -1e9;

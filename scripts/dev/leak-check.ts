@@ -1,11 +1,10 @@
 // Dev check: attention mass the last token puts on the subject's positions per layer, clean vs subject embeddings
 // noised (trace-style, noise sd ν). Usage: npx tsx scripts/dev/leak-check.ts MODEL NU [N]
-import { promises as fsp } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../lib/backend.js';
 import { loadModel } from '../../lib/loadModel.js';
 import { forward } from '../../lib/model/forward.js';
-import { subjectTokenSpan } from '../../lib/train/subjectKnockout.js';
+import { knownPrompts } from './knownPrompts.js';
 
 const [dir, nuArg, nArg] = process.argv.slice(2);
 await initBackend({ quiet: true });
@@ -13,15 +12,9 @@ const model = await loadModel(dir!);
 const nu = Number(nuArg);
 const N = Number(nArg ?? 50);
 const L = model.config.nLayer;
-const known = JSON.parse(await fsp.readFile('../shared/data/known_1000.json', 'utf8')) as { prompt: string; subject: string }[];
 const clean = new Float64Array(L), noisy = new Float64Array(L);
 let n = 0;
-for (const k of known.slice(0, N)) {
-  const tok = model.tokenizer!;
-  const ids = tok.encode(k.prompt).ids;
-  const span = subjectTokenSpan(tok, k.prompt, k.subject);
-  if (!span) continue;
-  const [s0, s1] = [span.start, span.end];
+for (const { ids, s0, s1, target } of await knownPrompts(model, N)) {
   const T = ids.length;
   if (s1 >= T) continue;
   const x = tf.tensor2d([ids], [1, T], 'int32');
