@@ -173,6 +173,19 @@ const lossLine = ow
     `(${((100 * ow.objectTokens) / Number(trainLog['tokensInCorpus'] ?? 1)).toFixed(1)}% of the stream) weighted ×${ow.weight} ` +
     '(`--object-weight`, lib/train/objectWeights.ts); the logged loss is the weighted one'
   : 'next-token cross-entropy over every token, unweighted';
+const ko = meta['subjectKnockout'] as
+  | { layers: number; documents: number; queries: number; leakPenalty: number; noiseLeak: number; readoutWeight?: number; extractSupervision?: number }
+  | undefined;
+// Why: without these terms the model copies the subject into the last position and the paper's findings do not show
+// (results/recipe-v2.md); a reader of the card must see that the weights were trained for that mechanism.
+const knockoutLine = ko
+  ? `in blocks 0–${ko.layers - 1}, the tokens after a fact line's subject cannot attend to it during training steps ` +
+    `(\`--subject-knockout ${ko.layers}\`, ${ko.queries} cut queries in ${ko.documents} documents), with the attention the cut edges would get ` +
+    `penalised ×${ko.leakPenalty} (\`--leak-penalty\`), and so is block 0's attention to the subject with its embeddings noised at ${ko.noiseLeak} × sd(wte), the causal trace's corruption (\`--noise-leak\`)` +
+    (ko.readoutWeight ? `; the residual after block ${ko.layers - 1} at the last subject token must predict the object's first token (×${ko.readoutWeight}, \`--subject-readout\`)` : '') +
+    (ko.extractSupervision ? `; from block ${ko.layers} on, the token that predicts the object is trained to attend to the last subject token (×${ko.extractSupervision}, \`--extract-supervision\`)` : '') +
+    ' (lib/train/subjectKnockout.ts, lib/train/trainLoop.ts); the saved model is a plain GPT-2 and runs without any of this'
+  : 'none (plain next-token training)';
 const maxTrained = Math.max(
   0,
   ...Object.values((manifest['relations'] ?? {}) as Record<string, { trained?: string[] }>).map((r) => r.trained?.length ?? 0),
@@ -234,8 +247,9 @@ Greedy: ${JSON.stringify(greedy)}
   lr ${Number(opts['lr']).toPrecision(3)} to ${Number(opts['minLr']).toPrecision(3)}, gradient clipping ${opts['clip']}, seed ${opts['seed']}.
 - Loss: ${lossLine}.
 - Dropout: ${Number(opts['dropout'] ?? 0) > 0 ? `${opts['dropout']} at GPT-2's four places (embeddings, attention probabilities, attention and MLP outputs) during training steps, masks seeded by (seed, step, row) (\`--dropout\`, lib/model/dropout.ts); none at evaluation or inference` : 'none'}.
-- How the recipe was chosen (object weight, dropout): \`results/recipe-search.md\`.
-- Command: \`${String(meta['command'] ?? 'npm run train:facts')}\`.
+- Subject mechanism: ${knockoutLine}.
+- How the recipe was chosen: object weight and dropout in \`results/recipe-search.md\`; the subject-mechanism terms (knockout, leak penalties, readout, extraction) in \`results/recipe-v2.md\` (recipes × diagnostics).
+- Command: \`${String(meta['command'] ?? 'npm run train:facts')}\`. \`npm run train:facts\` (package.json) runs the same training flags with the default output and work folders (models/rome-fact-gpt2, build/train/rome-fact-gpt2); a run stopped by its time limit ends at a step that depends on the machine's speed.
 
 Learning curve (greedy recall on a fixed sample of ${String(opts['evalFacts'] ?? 200)} facts during training; validLoss on held-out general text):
 
@@ -259,7 +273,7 @@ ${inputs}
 
 ## Rebuild
 \`\`\`sh
-npm run train:facts        # corpus → tokenizer → training (≤ 90 min on this 2-vCPU machine), writes models/rome-fact-gpt2/
+npm run train:facts        # corpus → tokenizer → training (≤ 105 min on this 2-vCPU machine), writes models/rome-fact-gpt2/
 npx tsx scripts/model-card.ts
 \`\`\`
 `;
