@@ -25,5 +25,5 @@ a=$!
 lane "${odd[@]}"
 wait "$a"
 dirs=(); for l in $LAYERS; do dirs+=("$OUT/layer$l"); done
-$CLI summarize "${dirs[@]}" --md "${MD:-results/layer-sweep.md}" --json results/layer-sweep.json
+$CLI summarize "${dirs[@]}" --md "${MD:-results/layer-sweep.md}" --json results/layer-sweep.json --force
 cat "${MD:-results/layer-sweep.md}"

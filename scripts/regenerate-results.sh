@@ -5,7 +5,7 @@
 #      written into hparams/ROME/rome-fact-gpt2.json ("layer"; its "layerChosenBy" text is for a person to update)
 #   3. model card (lane B) and the CounterFact table: ROME in lane A; FT, FT+L, KN in lane B
 #   4. layer sweep (Figure 5), zsRE, and GE/RS on a subset
-# Tables land in $OUT/*.md and results/*.json; the prose of results/*.md is written by a person from them.
+# Tables land in $OUT/*.md and results/*.json (overwritten: regenerating them is the point); the prose of results/*.md is written by a person from them.
 # Env: N (CounterFact cases, 500), N_TRACE (140), N_SWEEP (20), N_ZSRE (100), N_GEN (40), OUT (out/results),
 #      STAGES (default "trace card counterfact sweep zsre gen"). Resumable: every step skips finished records.
 set -euo pipefail
@@ -63,7 +63,7 @@ if has counterfact; then
   a=$!
   lane_b
   wait "$a"
-  $CLI summarize "$OUT"/counterfact/{rome,ft,ft-l,kn} --md "$OUT/counterfact-table.md" --json results/counterfact-table.json
+  $CLI summarize "$OUT"/counterfact/{rome,ft,ft-l,kn} --md "$OUT/counterfact-table.md" --json results/counterfact-table.json --force
 elif has card; then
   lane_b
 fi
@@ -83,7 +83,7 @@ if has zsre; then
   a=$!
   $CLI eval zsre --method ft-l --n "$N_ZSRE" --out "$OUT/zsre/ft-l" > "$OUT/zsre-ft-l.log" 2>&1
   wait "$a"
-  $CLI summarize "$OUT"/zsre/{rome,ft,ft-l} --md "$OUT/zsre-table.md" --json results/zsre-table.json
+  $CLI summarize "$OUT"/zsre/{rome,ft,ft-l} --md "$OUT/zsre-table.md" --json results/zsre-table.json --force
 fi
 
 if has gen; then
@@ -92,6 +92,6 @@ if has gen; then
   a=$!
   for m in ft kn; do $CLI eval counterfact --method "$m" --n "$N_GEN" --generation --out "$OUT/cf-gen/$m" > "$OUT/gen-$m.log" 2>&1; done
   wait "$a"
-  $CLI summarize "$OUT"/cf-gen/{rome,ft,ft-l,kn} --md "$OUT/counterfact-generation.md" --json "results/counterfact-generation-n$N_GEN.json"
+  $CLI summarize "$OUT"/cf-gen/{rome,ft,ft-l,kn} --md "$OUT/counterfact-generation.md" --json "results/counterfact-generation-n$N_GEN.json" --force
 fi
 say "done"

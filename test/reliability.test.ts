@@ -426,7 +426,7 @@ test.serial('wrong result: hparams of the wrong type or range are refused, namin
   // In-code hyperparameters go through the same rules.
   t.throws(() => resolveRomeHparams(2, { layer: 0, vLr: NaN }), { message: /"vLr" must be a finite number > 0/ });
   // Every shipped file passes.
-  t.is(loadRomeHparams('rome-fact-gpt2').layer, 3);
+  t.is(loadRomeHparams('rome-fact-gpt2').layer, 0);
 });
 
 /** Runs the CLI in-process with stdout and stderr captured. */
