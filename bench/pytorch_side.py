@@ -12,6 +12,7 @@ Only torch and numpy: HF transformers is not installed here, so the GPT-2 forwar
 the architecture (pre-LayerNorm blocks, GELU-tanh, tied output embedding), with hooks for restoring states.
 """
 import json
+import os
 import math
 import struct
 import sys
@@ -272,6 +273,21 @@ def layer_stats(model, job):
     return {'seconds': sec, 'tokens': tokens, 'tokensPerSecond': tokens / sec, 'trace': float(torch.trace(total)), 'sum': float(total.sum())}
 
 
+def blas_library():
+    """Which BLAS torch's matmuls run on: Debian's torch links the generic libblas.so.3, which is the reference
+    implementation (a few GFLOPS) unless OpenBLAS provides it; a comparison must say which it was."""
+    info = torch.__config__.show()
+    if 'BLAS_INFO=mkl' in info:
+        return 'mkl'
+    for lib in ('/usr/lib/x86_64-linux-gnu/libblas.so.3', '/usr/lib/aarch64-linux-gnu/libblas.so.3'):
+        if os.path.exists(lib):
+            real = os.path.realpath(lib)
+            kind = 'openblas' if 'openblas' in real else 'blis' if 'blis' in real else 'atlas' if 'atlas' in real else 'reference'
+            core = os.environ.get('OPENBLAS_CORETYPE')
+            return f'{kind} ({real})' + (f', OPENBLAS_CORETYPE={core}' if kind == 'openblas' and core else '')
+    return 'unknown'
+
+
 def main():
     args = sys.argv[1:]
     if not args:
@@ -290,7 +306,7 @@ def main():
         job = json.load(f)
     w = read_safetensors(f'{job_dir}/weights.safetensors')
     model = GPT2(w, job['nLayer'], job['nHead'])
-    out = {'torch': torch.__version__, 'threads': torch.get_num_threads()}
+    out = {'torch': torch.__version__, 'threads': torch.get_num_threads(), 'blas': blas_library()}
     if (only is None or 'stats' in only) and 'stats' in job:
         layer_stats(model, {'stats': {**job['stats'], 'rows': job['stats']['rows'][:64]}})  # warm-up
         out['stats'] = layer_stats(model, job)

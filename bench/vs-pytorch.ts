@@ -10,7 +10,8 @@
  * - stats: layerStats throughput (tokens/s) on the same corpus tokens and layer.
  *
  * The Python side (bench/pytorch_side.py, run with /usr/bin/python3 or $ROME_TS_PYTHON) is skipped with a message
- * when torch is absent. Scores, losses and statistics of the two sides are compared as a correctness check.
+ * when torch is absent; it reports the BLAS torch used (Debian's torch falls back to the slow reference BLAS unless
+ * OpenBLAS is installed, and the benchmark warns then). Scores, losses and statistics of the two sides are compared as a correctness check.
  *
  * Standalone: `npx tsx bench/vs-pytorch.ts [--parts trace,edit,stats] [--models gpt2-small,bundled] [--threads 1,2]
  * [--torch-threads N]`; prints a table and writes build/bench/vs-pytorch.json. Env: ROME_TS_BENCH_STATS_TOKENS (default
@@ -57,6 +58,8 @@ const B = 'vs-pytorch';
 interface TorchOut {
   torch: string;
   threads: number;
+  /** The BLAS torch's matmuls ran on; the ratios depend on it (PyTorch's layerStats here: 41 tok/s on the reference BLAS with 1 thread, 925 on OpenBLAS with 2). */
+  blas?: string;
   trace?: { seconds: number; forwards: number; pLow: number; scores: Record<string, number[][]> };
   edit?: { seconds: number; losses: { loss: number }[]; updateNorm: number };
   stats?: { seconds: number; tokens: number; tokensPerSecond: number; trace: number };
@@ -264,7 +267,11 @@ async function benchCase(c: ModelCase, opts: VsPytorchOptions, torch: { python: 
     const r = spawnSync(torch.python, args, { stdio: ['ignore', 'inherit', 'inherit'] });
     if (r.status !== 0) throw new Error(`bench: the PyTorch side failed (exit ${r.status})`);
     const py = JSON.parse(await readFile(path.join(dir, 'pytorch.json'), 'utf8')) as TorchOut;
-    const tnote = `torch ${py.torch}, ${py.threads} thread(s)`;
+    const tnote = `torch ${py.torch}, ${py.threads} thread(s), BLAS ${py.blas ?? 'unknown'}`;
+    log(`PyTorch side: ${tnote}`);
+    if (py.blas?.startsWith('reference')) {
+      log('warning: PyTorch ran on the reference BLAS, far slower than the OpenBLAS or MKL a PyTorch user has; install libopenblas0-pthread for a fair comparison (results/bench-vs-pytorch.md)');
+    }
     if (py.stats && stats && parts.includes('stats')) {
       rows.push({ bench: B, name: name('PyTorch layerStats'), value: py.stats.tokensPerSecond, unit: 'tok/s', note: `${py.stats.tokens} tokens; ${tnote}` });
       let tr = 0;
