@@ -6,6 +6,7 @@
  *       [--fact-share 0.65] [--max-templates 6] [--appositive-share 0] [--second-mention-share 0]
  *       [--synthetic-people 0] [--synthetic-share 0.3] [--synthetic-extra 2] [--synthetic-bios 6]
  *       [--synthetic-pronoun-share 0.6] [--synthetic-appositive-share 0.3] [--synthetic-question-share 0.25]
+ *       [--cover-objects 0]
  *
  * Writes train.txt, valid-general.txt, tokenizer-input.txt, facts.json and manifest.json (see lib/data/factCorpus.ts
  * for the design) and prints the budget arithmetic.
@@ -22,7 +23,8 @@ function usage(msg: string): never {
     `${msg}\nusage: build-corpus [--data DIR] [--out build/corpus] [--seed 1] [--fact-chars N] [--general-chars N] ` +
       '[--valid-chars N] [--cf-cases N] [--tokens N] [--chars-per-token X] [--fact-share X] [--max-templates N] ' +
       '[--appositive-share X] [--second-mention-share X] [--synthetic-people N] [--synthetic-share X] [--synthetic-extra N] ' +
-      '[--synthetic-bios N] [--synthetic-pronoun-share X] [--synthetic-appositive-share X] [--synthetic-question-share X]\n',
+      '[--synthetic-bios N] [--synthetic-pronoun-share X] [--synthetic-appositive-share X] [--synthetic-question-share X] ' +
+      '[--cover-objects N]\n',
   );
   process.exit(2);
 }
@@ -113,6 +115,9 @@ function parseArgs(argv: string[]): { out: string; opts: FactCorpusOptions } {
       case '--synthetic-question-share':
         opts.syntheticQuestionShare = share();
         break;
+      case '--cover-objects':
+        opts.coverObjects = count();
+        break;
       case '--help':
       case '-h':
         usage('');
@@ -139,7 +144,10 @@ const lines = [
   '',
   'facts',
   `  ${fmt(c['facts'])} facts: ${fmt(c['factsKnown'])} with a known_1000 prompt, ${fmt(c['factsCounterfactCase'])} CounterFact rewrite subjects, ` +
-    `${fmt(c['factsCounterfactNeighbour'])} neighbourhood subjects (${fmt(c['counterfactCasesSelected'])} edit cases selected of ${fmt(c['counterfactCasesScanned'])} scanned)`,
+    `${fmt(c['factsCounterfactNeighbour'])} neighbourhood subjects (${fmt(c['counterfactCasesSelected'])} edit cases selected of ${fmt(c['counterfactCasesScanned'])} scanned)` +
+    (m.options.coverObjects > 0
+      ? `, ${fmt(c['factsCounterfactCoverage'])} coverage facts from the train split (${fmt(c['coveragePairsNeeded'])} uncovered (relation, object) pairs used ≥ ${m.options.coverObjects} times; ${fmt(c['coveragePairsWithoutSource'])} without a usable train-split fact)`
+      : ''),
   `  skipped cases: ${JSON.stringify(m.skippedCases)}; dropped renderings: ${JSON.stringify(m.droppedRenderings)}`,
   `  real-fact exposures by rendering: ${JSON.stringify(m.renderings)}; synthetic population: ${JSON.stringify(m.synthetic)}`,
   `  ${fmt(c['relations'])} relations, ${fmt(c['templates'])} templates: ${fmt(c['templatesTrained'])} trained, ${fmt(c['templatesHeldOut'])} held out ` +

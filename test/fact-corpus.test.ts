@@ -207,3 +207,45 @@ dataTest('general text: valid lines come from held-out documents only; sizes res
   for (const f of [KNOWN_FACTS_FILE, easyEditFile('edit'), WIKITEXT_RAW_TEST, `${GUTENBERG_DIR}/Austen__Emma.txt`]) t.true(inputs.has(f), f);
   for (const i of manifest.inputs) t.is(i.sha256, sha(path.join(manifest.dataDir, i.relPath)));
 });
+
+dataTest('object coverage adds train-split facts for the relation objects CounterFact uses, and leaves the rest alone', async (t) => {
+  const N = 5;
+  const { dir } = await buildOnce();
+  const dir2 = tmpDir();
+  const m = await writeFactCorpus(await buildFactCorpus({ ...OPTS, coverObjects: N }), dir2, 'coverage');
+  const base = await readCorpusFacts(dir);
+  const cov = await readCorpusFacts(dir2);
+  const key = (f: { subject: string; relation: string; object: string }) => `${f.subject}|${f.relation}|${f.object}`;
+  // The evaluated selection does not move: the same cases and the same non-coverage facts.
+  t.deepEqual(cov.counterfactCases, base.counterfactCases);
+  t.deepEqual(cov.facts.filter((f) => f.role !== 'counterfact-coverage').map(key), base.facts.map(key));
+  const added = cov.facts.filter((f) => f.role === 'counterfact-coverage');
+  t.true(added.length > 100, `${added.length} coverage facts`);
+  t.is(m.counts['factsCounterfactCoverage'], added.length);
+  // Each coverage fact is a true train-split fact whose subject the edit split never evaluates.
+  const train = new Map((await loadCounterFact({ split: 'train' })).map((r) => [r.caseId, r]));
+  const edit = await loadCounterFact({ split: 'edit' });
+  const editSubjects = new Set(edit.map((r) => r.subject));
+  for (const f of added) {
+    const id = Number(/^counterfact-train:(\d+)$/.exec(f.source)?.[1]);
+    const rec = train.get(id);
+    t.truthy(rec, f.source);
+    t.is(rec?.subject, f.subject);
+    t.is(rec?.targetTrue, f.object);
+    t.is(rec?.relationId, f.relation);
+    t.false(editSubjects.has(f.subject), f.subject);
+  }
+  // Every pair used ≥ N times is now some fact's (relation, object), except those counted as without a source.
+  const uses = new Map<string, number>();
+  for (const r of [...train.values(), ...edit, ...(await loadCounterFact({ split: 'val' }))]) {
+    if (!r.relationId) continue;
+    for (const o of [r.targetTrue, r.targetNew]) uses.set(`${r.relationId}|${o}`, (uses.get(`${r.relationId}|${o}`) ?? 0) + 1);
+  }
+  const have = (facts: { relation: string; object: string }[]) => new Set(facts.map((f) => `${f.relation}|${f.object}`));
+  const frequent = [...uses].filter(([, n]) => n >= N).map(([k]) => k);
+  const missingBefore = frequent.filter((k) => !have(base.facts).has(k)).length;
+  const missingAfter = frequent.filter((k) => !have(cov.facts).has(k)).length;
+  t.is(m.counts['coveragePairsNeeded'], missingBefore);
+  t.true(missingAfter <= (m.counts['coveragePairsWithoutSource'] ?? 0) + (m.counts['factsDroppedNoRendering'] ?? 0), `${missingAfter} still missing`);
+  t.true(missingAfter < missingBefore / 2, `${missingBefore} → ${missingAfter}`);
+});

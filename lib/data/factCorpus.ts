@@ -113,18 +113,29 @@ export interface FactCorpusOptions {
   syntheticAppositiveShare?: number;
   /** Share of synthetic exposures that are single question-style fact lines rather than biographies (default 0.25). */
   syntheticQuestionShare?: number;
+  /**
+   * Object coverage (default 0 = off): for every (relation, object) pair that CounterFact (all EasyEdit splits, true
+   * and new objects) uses at least this many times and no selected fact has, one real fact of the `train` split with
+   * that relation and true object is added (role 'counterfact-coverage'). Why: a small model can hardly be edited to
+   * give, for a relation, an object it was never trained to give for it (results/counterfact-table.md). Subjects of
+   * `edit`-split cases and their neighbours are never used, so the evaluated cases are unchanged.
+   */
+  coverObjects?: number;
   /** Progress messages (default: none). */
   log?: (msg: string) => void;
 }
 
 /** Where a fact came from. */
-export type FactRole = 'known' | 'counterfact-case' | 'counterfact-neighbour';
+export type FactRole = 'known' | 'counterfact-case' | 'counterfact-neighbour' | 'counterfact-coverage';
 
 /** One fact of the corpus, as written to facts.json. */
 export interface CorpusFact {
   /** "f00000"… in order: known_1000 facts by known_id, then CounterFact facts in selection order. */
   id: string;
-  /** Primary source: "known_1000:<known_id>", "counterfact:<case_id>" or "counterfact:<case_id>:neighbour". */
+  /**
+   * Primary source: "known_1000:<known_id>", "counterfact:<case_id>", "counterfact:<case_id>:neighbour" or, for
+   * coverage facts, "counterfact-train:<case_id>".
+   */
   source: string;
   /** All sources that state this fact. */
   sources: string[];
@@ -281,6 +292,7 @@ function resolveOptions(o: FactCorpusOptions): FactCorpusManifest['options'] {
     syntheticPronounShare: o.syntheticPronounShare ?? 0.6,
     syntheticAppositiveShare: o.syntheticAppositiveShare ?? 0.3,
     syntheticQuestionShare: o.syntheticQuestionShare ?? 0.25,
+    coverObjects: o.coverObjects ?? 0,
   };
 }
 
@@ -469,7 +481,56 @@ export async function buildFactCorpus(opts: FactCorpusOptions = {}): Promise<Fac
       caseFactIdx.push([a, b]);
     }
   }
-  log(`facts: ${drafts.length} (${known.length} known_1000 + ${drafts.length - known.length} from ${cases.length} CounterFact cases)`);
+  const coverage = o.coverObjects > 0 ? await addCoverageFacts() : { needed: 0, added: 0, noSource: 0 };
+  log(
+    `facts: ${drafts.length} (${known.length} known_1000 + ${drafts.length - known.length - coverage.added} from ${cases.length} CounterFact cases` +
+      `${o.coverObjects > 0 ? ` + ${coverage.added} coverage facts for ${coverage.needed} uncovered (relation, object) pairs, ${coverage.noSource} without a train-split fact` : ''})`,
+  );
+
+  /** See FactCorpusOptions.coverObjects. */
+  async function addCoverageFacts(): Promise<{ needed: number; added: number; noSource: number }> {
+    const all = (await Promise.all(eeFiles.map((f) => readCounterFactFile(f as string)))).flat();
+    const pairKey = (r: string, obj: string): string => `${r}\u0000${obj}`;
+    const uses = new Map<string, number>();
+    for (const rec of all) {
+      const r = inf!.caseRelation.get(rec.caseId) ?? null;
+      if (!r) continue;
+      for (const obj of [rec.targetTrue, rec.targetNew]) uses.set(pairKey(r, obj), (uses.get(pairKey(r, obj)) ?? 0) + 1);
+    }
+    const have = new Set(drafts.map((d) => pairKey(d.relation, d.object)));
+    const needed = new Set([...uses].filter(([k, n]) => n >= o.coverObjects && !have.has(k)).map(([k]) => k));
+    // Every subject the edit split evaluates (rewrite and neighbourhood subjects) stays as the selection left it.
+    const editSubjects = new Set<string>();
+    for (const rec of editCases) {
+      editSubjects.add(rec.subject);
+      const nb = inf!.neighbour.get(rec.caseId);
+      if (nb) editSubjects.add(nb.subject);
+    }
+    const trainRecs = (await readCounterFactFile(eeFiles[0] as string, 'train')).sort((a, b) => a.caseId - b.caseId);
+    let added = 0;
+    for (const rec of trainRecs) {
+      const r = inf!.caseRelation.get(rec.caseId) ?? null;
+      if (!r || !needed.has(pairKey(r, rec.targetTrue))) continue;
+      if (editSubjects.has(rec.subject) || byKey.has(factKey(rec.subject, r)) || heldOut.has(rec.prompt)) continue;
+      const prompt = fillTemplate(rec.prompt, rec.subject);
+      if (contradicts(prompt, rec.targetTrue)) continue;
+      needed.delete(pairKey(r, rec.targetTrue));
+      byKey.set(factKey(rec.subject, r), drafts.length);
+      drafts.push({
+        subject: rec.subject,
+        relation: r,
+        object: rec.targetTrue,
+        role: 'counterfact-coverage',
+        sources: [`counterfact-train:${rec.caseId}`],
+        own: [{ prompt, priority: 1 }],
+        caseIds: [],
+        neighbourOf: [],
+      });
+      ownPrompts.push({ prompt, object: rec.targetTrue });
+      added++;
+    }
+    return { needed: added + needed.size, added, noSource: needed.size };
+  }
 
   // --- renderings: dataset prompts, then rotating template renderings
   const renderings: Rendering[] = [];
@@ -830,6 +891,9 @@ export async function buildFactCorpus(opts: FactCorpusOptions = {}): Promise<Fac
       factsKnown: facts.filter((f) => f.role === 'known').length,
       factsCounterfactCase: facts.filter((f) => f.role === 'counterfact-case').length,
       factsCounterfactNeighbour: facts.filter((f) => f.role === 'counterfact-neighbour').length,
+      factsCounterfactCoverage: facts.filter((f) => f.role === 'counterfact-coverage').length,
+      coveragePairsNeeded: coverage.needed,
+      coveragePairsWithoutSource: coverage.noSource,
       relations: Object.keys(relations).length,
       relationsWithHeldOut: [...heldOutBy.values()].filter((v) => v.length > 0).length,
       templates: owners.size,
