@@ -1,6 +1,6 @@
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs-core';
-import { mkdtempSync, rmSync, readdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { tinyModel, TINY_SENTENCES } from './helpers/romeTiny.js';
@@ -13,6 +13,7 @@ import {
   computeValue,
   fittingTemplates,
   resolveRomeHparams,
+  romeSolver,
   contextTemplates,
   corpusFromTexts,
   edit,
@@ -249,4 +250,33 @@ test('Cholesky solve matches a hand-checked system', (t) => {
   const x = choleskySolve(a, 2, [2, 1]);
   t.true(Math.abs(x[0] - 0.5) < 1e-12 && Math.abs(x[1]) < 1e-12);
   t.false(choleskyInPlace(Float64Array.from([1, 2, 2, 1]), 2), 'indefinite matrix is rejected');
+});
+
+test.serial('mom2Corpus: C from a text file equals C from the same texts in memory; a bad file or value is named', async (t) => {
+  const model = await tinyModel();
+  const dir = mkdtempSync(path.join(tmpdir(), 'rome-ts-mom2corpus-'));
+  try {
+    const file = path.join(dir, 'stats.txt');
+    // Blank lines are not documents.
+    writeFileSync(file, statsTexts.join('\n\n') + '\n');
+    clearLayerStatsMemory();
+    const fromFile = await romeSolver(model, resolveRomeHparams(2, { layer: 0, mom2Corpus: file, mom2Tokens: null }), { cacheDir: null, progress: false });
+    const inMemory = await covSolver(model);
+    t.is(fromFile.tokens, inMemory.tokens);
+    const k = Array.from({ length: model.config.nInner }, (_, i) => Math.sin(i + 1));
+    const a = fromFile.solve(k);
+    const b = inMemory.solve(k);
+    let diff = 0;
+    for (let i = 0; i < a.length; i++) diff = Math.max(diff, Math.abs(a[i] - b[i]) / (Math.abs(b[i]) + 1e-9));
+    t.true(diff < 1e-9, `max relative difference ${diff}`);
+    const missing = path.join(dir, 'nope.txt');
+    const e = await t.throwsAsync(romeSolver(model, resolveRomeHparams(2, { layer: 0, mom2Corpus: missing }), { cacheDir: null, progress: false }));
+    t.regex(e?.message ?? '', /mom2Corpus: .*nope\.txt does not exist/);
+    writeFileSync(path.join(dir, 'bad.txt'), Buffer.from([0x66, 0xff, 0xfe, 0x0a]));
+    const e2 = await t.throwsAsync(romeSolver(model, resolveRomeHparams(2, { layer: 0, mom2Corpus: path.join(dir, 'bad.txt') }), { cacheDir: null, progress: false }));
+    t.regex(e2?.message ?? '', /mom2Corpus: .*bad\.txt is not UTF-8 text/);
+    t.throws(() => resolveRomeHparams(2, { layer: 0, mom2Corpus: 5 as unknown as string }), { message: /mom2Corpus/ });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -24,6 +24,12 @@ export interface RomeHparams extends ValueHparams {
   mom2Tokens: number | null;
   /** Corpus samples (paragraphs for rome-ts's corpus; official: Wikipedia articles) for C (null: no limit). */
   mom2Samples: number | null;
+  /**
+   * The text C is estimated on: null = WikiText-2 + Gutenberg paragraphs (defaultStatsCorpus), or a UTF-8 file with
+   * one document per line, relative paths resolved against the rome-ts package root. The paper uses Wikipedia, text
+   * like GPT-2's training data; for a model trained on other text, its own training text is the analogue.
+   */
+  mom2Corpus: string | null;
   /** Which key the right vector uses: the paper's averaged k* (default) or the official code's bare-prompt key. */
   rightVectorKey: 'averaged' | 'bare-prompt';
 }
@@ -44,6 +50,7 @@ export const ROME_DEFAULTS: Omit<RomeHparams, 'layer'> = {
   mom2Adjustment: true,
   mom2Tokens: 1_000_000,
   mom2Samples: null,
+  mom2Corpus: null,
   rightVectorKey: 'averaged',
 };
 
@@ -147,6 +154,7 @@ export const ROME_HPARAM_RULES: Record<string, HparamRule> = {
   mom2Adjustment: rules.bool(),
   mom2Tokens: rules.nullOr(rules.int(1)),
   mom2Samples: rules.nullOr(rules.int(1)),
+  mom2Corpus: rules.nullOr((v) => (typeof v === 'string' && v.trim().length > 0 ? null : `must be a file path, got ${show(v)}`)),
   rightVectorKey: rules.oneOf('averaged', 'bare-prompt'),
   // The official files name the token the fact is read at; rome-ts implements the paper's choice only.
   factToken: rules.oneOf('subject_last'),

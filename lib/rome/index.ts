@@ -10,7 +10,7 @@ import { computeValue, type ValueEngine } from './computeValue.js';
 import { identitySolver, type CovarianceSolver } from './covariance.js';
 import { applyEdit, commitEdit } from './edits.js';
 import { resolveRomeHparams, type RomeHparams } from './hparams.js';
-import { layerStats, type LayerStatsOptions } from './layerStats.js';
+import { corpusFromFile, layerStats, type LayerStatsOptions } from './layerStats.js';
 import { mlpProjParams, rankOneVectors } from './rankOneUpdate.js';
 import { checkEditRequest, spacedTarget, type EditHandle, type EditRequest } from './types.js';
 import { encodeTarget, encodeText, fillWithSpan } from './tokens.js';
@@ -46,7 +46,8 @@ export async function romeSolver(
   stats: RomeEditOptions['stats'] = {},
 ): Promise<CovarianceSolver> {
   if (!hp.mom2Adjustment) return identitySolver(model.config.nInner);
-  const s = await layerStats(model, hp.layer, { ...stats, maxTokens: hp.mom2Tokens, maxSamples: hp.mom2Samples });
+  const corpus = stats.corpus ?? (hp.mom2Corpus === null ? undefined : await corpusFromFile(hp.mom2Corpus, 'mom2Corpus'));
+  const s = await layerStats(model, hp.layer, { ...stats, ...(corpus ? { corpus } : {}), maxTokens: hp.mom2Tokens, maxSamples: hp.mom2Samples });
   return s.solver();
 }
 

@@ -11,11 +11,12 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { openTextCorpus } from '../data/corpus.js';
 import { sha256 } from '../data/hash.js';
-import { cacheDir } from '../data/paths.js';
+import { cacheDir, repoRoot } from '../data/paths.js';
 import type { GPT2Model } from '../model/model.js';
 import { progressBar } from '../progress.js';
 import { sharedTracePool, type TracePool } from '../trace/parallel.js';
@@ -34,6 +35,31 @@ export interface StatsCorpus {
 /** A corpus from in-memory texts (identity = hash of the texts). */
 export function corpusFromTexts(name: string, texts: readonly string[]): StatsCorpus {
   return { name, identity: sha256(JSON.stringify(texts)), texts: () => texts };
+}
+
+/**
+ * A corpus from a UTF-8 text file, one document per line (empty lines skipped); identity = hash of the file. A
+ * relative path resolves against the rome-ts package root. `field` names the setting in error messages.
+ */
+export async function corpusFromFile(file: string, field = 'corpus'): Promise<StatsCorpus> {
+  const root = repoRoot();
+  const abs = path.isAbsolute(file) || !root ? path.resolve(file) : path.join(root, file);
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(abs);
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be read (${(e as Error).message})`;
+    throw new Error(`${field}: ${abs} ${why}${/build\/corpus/.test(abs) ? ' (npm run build:corpus writes it)' : ''}`);
+  }
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new Error(`${field}: ${abs} is not UTF-8 text`);
+  }
+  const lines = text.split('\n').filter((l) => l.trim().length > 0);
+  if (lines.length === 0) throw new Error(`${field}: ${abs} holds no text`);
+  return { name: path.basename(abs), identity: sha256(bytes), texts: () => lines };
 }
 
 let defaultCorpus: Promise<StatsCorpus> | null = null;
