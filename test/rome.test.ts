@@ -1,6 +1,6 @@
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs-core';
-import { mkdtempSync, rmSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { tinyModel, TINY_SENTENCES } from './helpers/romeTiny.js';
@@ -14,6 +14,7 @@ import {
   fittingTemplates,
   resolveRomeHparams,
   romeSolver,
+  saveLayerStatsFile,
   contextTemplates,
   corpusFromTexts,
   edit,
@@ -276,6 +277,46 @@ test.serial('mom2Corpus: C from a text file equals C from the same texts in memo
     const e2 = await t.throwsAsync(romeSolver(model, resolveRomeHparams(2, { layer: 0, mom2Corpus: path.join(dir, 'bad.txt') }), { cacheDir: null, progress: false }));
     t.regex(e2?.message ?? '', /mom2Corpus: .*bad\.txt is not UTF-8 text/);
     t.throws(() => resolveRomeHparams(2, { layer: 0, mom2Corpus: 5 as unknown as string }), { message: /mom2Corpus/ });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.serial('mom2Stats: shipped statistics give the same C as computing it; any mismatch with the model or hparams is refused', async (t) => {
+  const model = await tinyModel();
+  const dir = mkdtempSync(path.join(tmpdir(), 'rome-ts-mom2stats-'));
+  try {
+    const stats = await layerStats(model, 0, { corpus: corpusFromTexts('tiny', statsTexts), maxTokens: null, cacheDir: null, progress: false });
+    const base = path.join(dir, 'L0');
+    saveLayerStatsFile(stats, base);
+    t.throws(() => saveLayerStatsFile(stats, base), { message: /exists/ });
+    const hp = (o: Record<string, unknown>) => resolveRomeHparams(2, { layer: 0, mom2Tokens: null, mom2Stats: `${base}.json`, ...o });
+    const solver = await romeSolver(model, hp({}), { cacheDir: null, progress: false });
+    const k = Array.from({ length: model.config.nInner }, (_, i) => Math.cos(i));
+    const a = solver.solve(k);
+    const b = (await covSolver(model)).solve(k);
+    t.deepEqual(Array.from(a), Array.from(b));
+    const refuse = async (o: Record<string, unknown>, re: RegExp) => {
+      const e = await t.throwsAsync(romeSolver(model, hp(o), { cacheDir: null, progress: false }));
+      t.regex(e?.message ?? '', re);
+    };
+    await refuse({ layer: 1 }, /mom2Stats: .*L0\.json holds layer 0, but the edit is at layer 1/);
+    t.true(stats.meta.exhausted);
+    await refuse({ mom2Tokens: stats.meta.tokens - 1 }, /holds \d+ tokens, but mom2Tokens is/);
+    // The tiny corpus ran out, so asking for more tokens than it holds is consistent.
+    t.is((await romeSolver(model, hp({ mom2Tokens: stats.meta.tokens + 100 }), { cacheDir: null, progress: false })).tokens, stats.meta.tokens);
+    await refuse({ mom2Corpus: 'other.txt' }, /was computed on "tiny", but mom2Corpus is other\.txt/);
+    await refuse({ mom2Stats: path.join(dir, 'none') }, /mom2Stats: .*none\.json does not exist/);
+    const meta = JSON.parse(readFileSync(`${base}.json`, 'utf8')) as Record<string, unknown>;
+    writeFileSync(`${base}.json`, JSON.stringify({ ...meta, weightsHash: 'x'.repeat(64) }));
+    await refuse({}, /was computed for other weights/);
+    writeFileSync(`${base}.json`, JSON.stringify(meta));
+    const f64 = readFileSync(`${base}.f64`);
+    f64[8] ^= 1;
+    writeFileSync(`${base}.f64`, f64);
+    await refuse({}, /L0\.f64 does not match the checksum/);
+    writeFileSync(`${base}.f64`, f64.subarray(0, 16));
+    await refuse({}, /L0\.f64 has 16 bytes, expected/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

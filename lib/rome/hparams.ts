@@ -30,6 +30,12 @@ export interface RomeHparams extends ValueHparams {
    * like GPT-2's training data; for a model trained on other text, its own training text is the analogue.
    */
   mom2Corpus: string | null;
+  /**
+   * Precomputed statistics (saveLayerStatsFile; relative paths against the package root), used instead of computing
+   * C: e.g. shipped with a model whose mom2Corpus its users cannot rebuild. Checked against the model's weights and
+   * layer, and against mom2Tokens and mom2Corpus when those are set.
+   */
+  mom2Stats: string | null;
   /** Which key the right vector uses: the paper's averaged k* (default) or the official code's bare-prompt key. */
   rightVectorKey: 'averaged' | 'bare-prompt';
 }
@@ -51,6 +57,7 @@ export const ROME_DEFAULTS: Omit<RomeHparams, 'layer'> = {
   mom2Tokens: 1_000_000,
   mom2Samples: null,
   mom2Corpus: null,
+  mom2Stats: null,
   rightVectorKey: 'averaged',
 };
 
@@ -140,6 +147,8 @@ const contextTemplatesRule: HparamRule = (v) => {
   return null;
 };
 
+const filePath: HparamRule = (v) => (typeof v === 'string' && v.trim().length > 0 ? null : `must be a file path, got ${show(v)}`);
+
 /** Field rules of ROME's hyperparameters (layer's upper bound is checked against the model in resolveRomeHparams). */
 export const ROME_HPARAM_RULES: Record<string, HparamRule> = {
   layer: rules.int(0),
@@ -154,7 +163,8 @@ export const ROME_HPARAM_RULES: Record<string, HparamRule> = {
   mom2Adjustment: rules.bool(),
   mom2Tokens: rules.nullOr(rules.int(1)),
   mom2Samples: rules.nullOr(rules.int(1)),
-  mom2Corpus: rules.nullOr((v) => (typeof v === 'string' && v.trim().length > 0 ? null : `must be a file path, got ${show(v)}`)),
+  mom2Corpus: rules.nullOr(filePath),
+  mom2Stats: rules.nullOr(filePath),
   rightVectorKey: rules.oneOf('averaged', 'bare-prompt'),
   // The official files name the token the fact is read at; rome-ts implements the paper's choice only.
   factToken: rules.oneOf('subject_last'),

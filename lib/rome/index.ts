@@ -3,6 +3,7 @@
  * one MLP output projection, returning an undoable, serialisable handle. One module per paper step:
  * contextPrefixes → computeKey (k*) → layerStats (C) → computeValue (v*) → rankOneUpdate (W' = W + u ⊗ Λ).
  */
+import path from 'node:path';
 import type { GPT2Model } from '../model/model.js';
 import { contextTemplates } from './contextPrefixes.js';
 import { computeKey } from './computeKey.js';
@@ -10,7 +11,7 @@ import { computeValue, type ValueEngine } from './computeValue.js';
 import { identitySolver, type CovarianceSolver } from './covariance.js';
 import { applyEdit, commitEdit } from './edits.js';
 import { resolveRomeHparams, type RomeHparams } from './hparams.js';
-import { corpusFromFile, layerStats, type LayerStatsOptions } from './layerStats.js';
+import { corpusFromFile, layerStats, loadLayerStatsFile, type LayerStatsOptions } from './layerStats.js';
 import { mlpProjParams, rankOneVectors } from './rankOneUpdate.js';
 import { checkEditRequest, spacedTarget, type EditHandle, type EditRequest } from './types.js';
 import { encodeTarget, encodeText, fillWithSpan } from './tokens.js';
@@ -46,6 +47,19 @@ export async function romeSolver(
   stats: RomeEditOptions['stats'] = {},
 ): Promise<CovarianceSolver> {
   if (!hp.mom2Adjustment) return identitySolver(model.config.nInner);
+  if (hp.mom2Stats !== null && !stats.corpus) {
+    const s = loadLayerStatsFile(model, hp.layer, hp.mom2Stats);
+    const m = s.meta;
+    // The hyperparameters that describe how C was made must say what the file holds.
+    // (A corpus that ran out before mom2Tokens holds fewer.)
+    if (hp.mom2Tokens !== null && (m.tokens > hp.mom2Tokens || (!m.exhausted && m.tokens !== hp.mom2Tokens))) {
+      throw new Error(`mom2Stats: ${hp.mom2Stats} holds ${m.tokens} tokens, but mom2Tokens is ${hp.mom2Tokens}`);
+    }
+    if (hp.mom2Corpus !== null && m.corpusName !== path.basename(hp.mom2Corpus)) {
+      throw new Error(`mom2Stats: ${hp.mom2Stats} was computed on "${m.corpusName}", but mom2Corpus is ${hp.mom2Corpus}`);
+    }
+    return s.solver();
+  }
   const corpus = stats.corpus ?? (hp.mom2Corpus === null ? undefined : await corpusFromFile(hp.mom2Corpus, 'mom2Corpus'));
   const s = await layerStats(model, hp.layer, { ...stats, ...(corpus ? { corpus } : {}), maxTokens: hp.mom2Tokens, maxSamples: hp.mom2Samples });
   return s.solver();

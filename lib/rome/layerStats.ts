@@ -222,6 +222,52 @@ export function readStatsCache(base: string, weightsHash: string, n: number, cor
   return makeStats(meta, sum);
 }
 
+/**
+ * Writes statistics as a standalone file pair `<base>.json` + `<base>.f64` (the cache's format), e.g. to ship the C
+ * of a model next to its weights; refuses to overwrite existing files.
+ */
+export function saveLayerStatsFile(stats: LayerStats, base: string): void {
+  for (const f of [`${base}.json`, `${base}.f64`]) if (existsSync(f)) throw new Error(`saveLayerStatsFile: ${f} exists; remove it first`);
+  mkdirSync(path.dirname(base), { recursive: true });
+  const bytes = new Uint8Array(stats.sum.buffer, stats.sum.byteOffset, stats.sum.byteLength);
+  const meta: LayerStatsMeta = { ...stats.meta, sumSha256: sha256(bytes) };
+  saveAtomic(`${base}.f64`, bytes);
+  saveAtomic(`${base}.json`, JSON.stringify(meta, null, 1));
+}
+
+/**
+ * Reads a standalone statistics file pair (saveLayerStatsFile) for `layer` of `model`, strictly: any mismatch (other
+ * weights, layer or width, a bad checksum, a missing file) throws, naming `field` and the file. `file` may be the
+ * base path or either file of the pair; a relative path resolves against the rome-ts package root.
+ */
+export function loadLayerStatsFile(model: GPT2Model, layer: number, file: string, field = 'mom2Stats'): LayerStats {
+  const root = repoRoot();
+  const abs = path.isAbsolute(file) || !root ? path.resolve(file) : path.join(root, file);
+  const base = abs.replace(/\.(json|f64)$/, '');
+  const fail = (f: string, why: string): never => {
+    throw new Error(`${field}: ${f} ${why}`);
+  };
+  for (const f of [`${base}.json`, `${base}.f64`]) if (!existsSync(f)) fail(f, 'does not exist');
+  let meta: LayerStatsMeta;
+  try {
+    meta = JSON.parse(readFileSync(`${base}.json`, 'utf8')) as LayerStatsMeta;
+  } catch (e) {
+    return fail(`${base}.json`, `is not valid JSON (${(e as Error).message})`);
+  }
+  if (meta === null || typeof meta !== 'object' || meta.format !== 'rome-ts-layer-stats') fail(`${base}.json`, 'is not a layer-stats metadata file');
+  const n = model.config.nInner;
+  if (meta.layer !== layer) fail(`${base}.json`, `holds layer ${JSON.stringify(meta.layer)}, but the edit is at layer ${layer}`);
+  if (meta.n !== n) fail(`${base}.json`, `holds ${JSON.stringify(meta.n)}-wide keys, but the model's MLP is ${n} wide`);
+  if (meta.weightsHash !== keyUpstreamHash(model, layer)) fail(`${base}.json`, `was computed for other weights (${String(meta.model)}) than layer ${layer}'s inputs in this model`);
+  if (!Number.isSafeInteger(meta.tokens) || meta.tokens <= 0) fail(`${base}.json`, `field "tokens" must be a positive integer, got ${JSON.stringify(meta.tokens)}`);
+  const buf = readFileSync(`${base}.f64`);
+  if (buf.byteLength !== n * n * 8) fail(`${base}.f64`, `has ${buf.byteLength} bytes, expected ${n * n * 8} (${n}×${n} float64)`);
+  if (typeof meta.sumSha256 !== 'string' || sha256(buf) !== meta.sumSha256) fail(`${base}.f64`, 'does not match the checksum in its metadata');
+  const sum = new Float64Array(n * n);
+  new Uint8Array(sum.buffer).set(buf);
+  return makeStats(meta, sum);
+}
+
 /** Computes (or loads, or extends) the key statistics of `layer`; see the module comment. */
 export async function layerStats(model: GPT2Model, layer: number, opts: LayerStatsOptions = {}): Promise<LayerStats> {
   const n = model.config.nInner;
