@@ -26,6 +26,10 @@
  * circuit gets a gradient of its own (without it the knockout run stalled; results/recipe-v2.md, R5).
  * --extract-supervision W (default 0; needs --subject-knockout K) adds, in each block from K on, W × −log(mean over heads
  * of the attention from the token that predicts a fact line's object to the last subject token): the reading half.
+ * --subject-inner-knockout J (default 0; needs --subject-knockout K > J) also cuts, in blocks 0 … J − 1, each subject
+ * token's attention to the earlier subject tokens (with the same leak penalty): no MLP below block J sees the whole
+ * subject, so the lookup the readout asks for must happen in blocks J … K − 1 (untested idea for moving the early
+ * site from the first MLP to middle ones; results/recipe-v2.md).
  *
  * --dropout P applies dropout with probability P at GPT-2's four places during training steps (lib/model/dropout.ts).
  *
@@ -89,6 +93,7 @@ interface Args {
   noiseLeak: number;
   subjectReadout: number;
   extractSupervision: number;
+  subjectInnerKnockout: number;
   dropout: number;
   corpus: string;
   tokenizer: string;
@@ -100,7 +105,7 @@ interface Args {
 const USAGE =
   'usage: train-facts [--name rome-facts] [--steps N] [--batch B] [--seq T] [--lr X] [--min-lr X] [--warmup N] ' +
   '[--wd X] [--clip X] [--seed N] [--layers N] [--d N] [--heads N] [--positions N] [--eval-every N] ' +
-  '[--ckpt-every N] [--max-minutes M] [--time-budget M] [--eval-facts N] [--valid-windows N] [--progress-seconds S] [--threads N] [--object-weight W] [--subject-knockout K] [--leak-penalty X] [--noise-leak S] [--subject-readout W] [--extract-supervision W] [--dropout P] [--corpus DIR] [--tokenizer FILE] ' +
+  '[--ckpt-every N] [--max-minutes M] [--time-budget M] [--eval-facts N] [--valid-windows N] [--progress-seconds S] [--threads N] [--object-weight W] [--subject-knockout K] [--leak-penalty X] [--noise-leak S] [--subject-readout W] [--extract-supervision W] [--subject-inner-knockout J] [--dropout P] [--corpus DIR] [--tokenizer FILE] ' +
   '[--work DIR] [--out DIR] [--fresh]';
 
 function usage(msg: string): never {
@@ -138,6 +143,7 @@ function parseArgs(argv: string[]): Args {
     noiseLeak: 3,
     subjectReadout: 0,
     extractSupervision: 0,
+    subjectInnerKnockout: 0,
     dropout: 0,
     corpus: 'build/corpus',
     tokenizer: 'build/tokenizer.json',
@@ -173,6 +179,7 @@ function parseArgs(argv: string[]): Args {
     '--noise-leak': 'noiseLeak',
     '--subject-readout': 'subjectReadout',
     '--extract-supervision': 'extractSupervision',
+    '--subject-inner-knockout': 'subjectInnerKnockout',
     '--dropout': 'dropout',
   };
   const strings: Record<string, keyof Args> = {
@@ -209,6 +216,9 @@ function parseArgs(argv: string[]): Args {
   }
   if (a.subjectReadout > 0 && a.subjectKnockout === 0) usage('--subject-readout needs --subject-knockout K (it reads the residual after block K − 1)');
   if (a.extractSupervision > 0 && a.subjectKnockout === 0) usage('--extract-supervision needs --subject-knockout K (it supervises blocks K and up)');
+  if (!Number.isInteger(a.subjectInnerKnockout) || a.subjectInnerKnockout < 0 || (a.subjectInnerKnockout > 0 && a.subjectInnerKnockout >= a.subjectKnockout)) {
+    usage(`--subject-inner-knockout must be an integer from 0 to --subject-knockout − 1 (${Math.max(0, a.subjectKnockout - 1)}), got ${a.subjectInnerKnockout}`);
+  }
   if (!/^[\w.-]+$/.test(a.name)) usage(`--name must be a plain name, got "${a.name}"`);
   return a;
 }
@@ -360,6 +370,10 @@ async function main(): Promise<void> {
     const r = subjectKnockout(tokens, docs, lines, tok, a.subjectKnockout);
     knockout = a.leakPenalty > 0 ? { ...r.knockout, leakPenalty: a.leakPenalty, noiseLeak: a.noiseLeak } : r.knockout;
     knockoutStats = { ...r.stats, layers: a.subjectKnockout, leakPenalty: a.leakPenalty, noiseLeak: a.noiseLeak };
+    if (a.subjectInnerKnockout > 0) {
+      knockout = { ...knockout, innerLayers: a.subjectInnerKnockout, innerFrom: r.innerFrom };
+      knockoutStats = { ...knockoutStats, innerLayers: a.subjectInnerKnockout };
+    }
     if (a.subjectReadout > 0 || a.extractSupervision > 0) {
       const readLines = new Map<string, ReadoutLine>();
       for (const f of [...facts, ...corpusExtras.syntheticFacts]) {
@@ -385,7 +399,8 @@ async function main(): Promise<void> {
     }
     say(
       `subject knockout in blocks 0–${a.subjectKnockout - 1}: ${r.stats.documents} fact lines, ${r.stats.queries} query tokens ` +
-        `(${r.stats.skipped} lines skipped: subject tokens not aligned)`,
+        `(${r.stats.skipped} lines skipped: subject tokens not aligned)` +
+        (a.subjectInnerKnockout > 0 ? `; subject tokens cut from earlier subject tokens in blocks 0–${a.subjectInnerKnockout - 1}` : ''),
     );
   }
   const sets = factEvalSets(facts, tok, a.evalFacts, a.seed + 1000);

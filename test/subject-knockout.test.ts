@@ -358,3 +358,74 @@ test('extraction supervision: weight × −log(mean over heads of the hooked att
   t.true(seen > 0);
   params.dispose();
 });
+
+test('subject-inner knockout: subjectKnockout marks each subject token after the first with the subject start; the sampler and batchRows carry it window-relative', (t) => {
+  const docs = ['the capital of France is Paris .', 'Berlin Wall is in Germany .'];
+  const tok = new WordTokenizer(docs.join(' '));
+  const stream: number[] = [0];
+  for (const d of docs) stream.push(...tok.encode(d).ids, 0);
+  const tokens = Int32Array.from(stream);
+  const { innerFrom } = subjectKnockout(tokens, docs, new Map([[docs[0]!, 'France'], [docs[1]!, 'Berlin Wall']]), tok, 2);
+  // Doc 1 starts at stream 9 ("Berlin"): only "Wall" (10) is inside the subject after its first token; one-token
+  // "France" has none.
+  const expect = new Array(tokens.length).fill(-1);
+  expect[10] = 9;
+  t.deepEqual(Array.from(innerFrom), expect);
+  const n = 48;
+  const tk = Int32Array.from({ length: n }, (_, i) => i % 24);
+  const inner = new Int32Array(n).fill(-1);
+  for (let q = 11; q < 15; q++) inner[q] = 10;
+  const none = new Int32Array(n).fill(-1);
+  const sampler = new WindowSampler(tk, 6, 3, undefined, undefined, { layers: 2, from: none, to: none, innerLayers: 1, innerFrom: inner });
+  let seen = 0;
+  for (let i = 0; i < 30; i++) {
+    const b = sampler.next(2);
+    const k = b.knockout!;
+    t.is(k.innerLayers, 1);
+    for (let j = 0; j < 12; j++) {
+      const f = k.innerFrom![j] as number;
+      if (f < 0) continue;
+      seen++;
+      const p = j % 6;
+      const tokAt = b.inputs[j] as number;
+      t.true(tokAt >= 11 && tokAt < 15, `query token ${tokAt} is inside the subject`);
+      // Window position of the subject start, clipped at 0.
+      t.is(f, Math.max(0, p - (tokAt - 10)));
+    }
+    t.deepEqual(Array.from(batchRows(b, 1, 2).knockout!.innerFrom!), Array.from(k.innerFrom!.subarray(6)));
+  }
+  t.true(seen > 0);
+});
+
+test('subject-inner knockout in batchLoss: the same loss (and leak penalty) as the forward knockout cutting those edges in those blocks; no tensor leak', (t) => {
+  const params = new GPT2Params(config, initWeights(config, 5));
+  const T = 6;
+  const inputs = Int32Array.from([4, 9, 12, 7, 3, 5]);
+  const targets = Int32Array.from([9, 12, 7, 3, 5, 4]);
+  // Subject = positions 1..3: query 2 may not see key 1, query 3 may not see keys 1..2 (in block 0 only).
+  const innerFrom = Int32Array.from([-1, -1, 1, 1, -1, -1]);
+  const empty = new Int32Array(T);
+  const inner: Batch = { inputs, targets, batch: 1, seqLen: T, knockout: { layers: 1, cutFrom: empty, cutTo: empty, innerLayers: 1, innerFrom } };
+  // The reference: the forward's own knockout (a −1e9 bias before the softmax) on the same edges, block 0.
+  const asCut: Batch = {
+    inputs,
+    targets,
+    batch: 1,
+    seqLen: T,
+    knockout: { layers: 1, cutFrom: Int32Array.from([0, 0, 1, 1, 0, 0]), cutTo: Int32Array.from([0, 0, 2, 3, 0, 0]) },
+  };
+  const plain = batchLoss(params, { inputs, targets, batch: 1, seqLen: T });
+  for (const leakPenalty of [0, 3]) {
+    const a = batchLoss(params, { ...inner, knockout: { ...inner.knockout!, leakPenalty } });
+    const b = batchLoss(params, { ...asCut, knockout: { ...asCut.knockout!, leakPenalty } });
+    const [va, vb] = [a.dataSync()[0] as number, b.dataSync()[0] as number];
+    t.true(Math.abs(va - vb) < 1e-5, `penalty ${leakPenalty}: ${va} vs ${vb}`);
+    t.true(Math.abs(va - (plain.dataSync()[0] as number)) > 1e-6, 'the cut changes the loss');
+    tf.dispose([a, b]);
+  }
+  plain.dispose();
+  const before = tf.memory().numTensors;
+  for (let i = 0; i < 3; i++) batchLoss(params, { ...inner, knockout: { ...inner.knockout!, leakPenalty: 1 } }).dispose();
+  t.is(tf.memory().numTensors, before);
+  params.dispose();
+});

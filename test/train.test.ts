@@ -514,7 +514,7 @@ test('train: dropout masks follow (seed, step, row): two threads equal one, resu
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
-test('train: subject knockout (with both leak penalties, the subject readout and extraction supervision) reaches the data-parallel workers (two threads equal one) and changes training', async (t) => {
+test('train: subject knockout (with both leak penalties, the subject readout, extraction supervision and the subject-inner cut) reaches the data-parallel workers (two threads equal one) and changes training', async (t) => {
   const { tokens, config } = tinySetup();
   const stream = await tokens;
   // Every 10-token stretch: tokens 2–3 are a "subject" hidden from tokens 4–9 in block 0; token 3 reads token 5.
@@ -525,7 +525,10 @@ test('train: subject knockout (with both leak penalties, the subject readout and
   for (let i = 3; i + 2 < stream.length; i += 10) readTarget[i] = stream[i + 2] as number;
   const extractFrom = new Int32Array(stream.length).fill(-1);
   for (let i = 6; i < stream.length; i += 10) extractFrom[i] = i - 3;
-  const knockout = { layers: 1, from, to, leakPenalty: 1, noiseLeak: 3, readTarget, readWeight: 2, extractFrom, extractWeight: 1 };
+  // Token 3, the subject's second token, may not see token 2 in block 0 (the subject-inner cut).
+  const innerFrom = new Int32Array(stream.length).fill(-1);
+  for (let i = 3; i < stream.length; i += 10) innerFrom[i] = i - 1;
+  const knockout = { layers: 1, from, to, leakPenalty: 1, noiseLeak: 3, readTarget, readWeight: 2, extractFrom, extractWeight: 1, innerLayers: 1, innerFrom };
   const dirs = [await tempDir(), await tempDir(), await tempDir()];
   const one = await train({ ...baseOpts(config, stream, dirs[0]!), steps: 4, knockout, dropout: 0.1 });
   const two = await train({ ...baseOpts(config, stream, dirs[1]!), steps: 4, knockout, dropout: 0.1, threads: 2 });

@@ -158,6 +158,10 @@ export interface SubjectKnockout {
   extractFrom?: Int32Array;
   /** Loss weight of each extraction query; 0 or absent: none. */
   extractWeight?: number;
+  /** Blocks 0 … innerLayers−1 in which a subject token may not attend to the earlier subject tokens (innerFrom). */
+  innerLayers?: number;
+  /** [B, T], window positions: where ≥ 0, query t may not attend to keys [innerFrom, t) in those blocks. */
+  innerFrom?: Int32Array;
 }
 
 /** Stream-level key ranges to cut per query token (−1 where nothing is cut), with the number of lower blocks. */
@@ -173,6 +177,14 @@ export interface StreamKnockout {
   /** Per stream token: the stream position its upper-block attention should find (subjectReadout's extractFrom) or −1. */
   extractFrom?: Int32Array;
   extractWeight?: number;
+  /** Blocks 0 … innerLayers−1 in which subject tokens may not attend to earlier subject tokens (innerFrom); 0: none. */
+  innerLayers?: number;
+  /**
+   * Per stream token inside a subject after its first token: the subject's first stream position, so that in the
+   * lowest innerLayers blocks the token cannot gather the earlier subject tokens and no lower MLP sees the whole
+   * subject (subjectKnockout's innerFrom); −1 elsewhere.
+   */
+  innerFrom?: Int32Array;
 }
 
 /**
@@ -213,6 +225,9 @@ export class WindowSampler {
     }
     if (knockout?.readTarget !== undefined && knockout.readTarget.length !== tokens.length) {
       throw new Error(`WindowSampler: readout targets for ${knockout.readTarget.length} tokens, the stream has ${tokens.length}`);
+    }
+    if (knockout?.innerFrom !== undefined && knockout.innerFrom.length !== tokens.length) {
+      throw new Error(`WindowSampler: subject-inner ranges for ${knockout.innerFrom.length} tokens, the stream has ${tokens.length}`);
     }
     if (knockout?.extractFrom !== undefined && knockout.extractFrom.length !== tokens.length) {
       throw new Error(`WindowSampler: extraction sources for ${knockout.extractFrom.length} tokens, the stream has ${tokens.length}`);
@@ -262,6 +277,7 @@ export class WindowSampler {
     const cutTo = ko ? new Int32Array(B * T) : null;
     const readTarget = ko?.readTarget ? new Int32Array(B * T) : null;
     const extractFrom = ko?.extractFrom ? new Int32Array(B * T).fill(-1) : null;
+    const innerFrom = ko?.innerFrom && ko.innerLayers ? new Int32Array(B * T).fill(-1) : null;
     for (let b = 0; b < B; b++) {
       if (this.index >= this.order.length) this.startEpoch(this.epoch + 1);
       const start = this.offset + (this.order[this.index++] as number) * T;
@@ -274,6 +290,13 @@ export class WindowSampler {
           const f = ko.extractFrom[start + t] as number;
           // Window-relative; a source before the window cannot be attended to, so that query is not supervised.
           if (f >= start) extractFrom[b * T + t] = f - start;
+        }
+      }
+      if (ko?.innerFrom && innerFrom) {
+        for (let t = 0; t < T; t++) {
+          const f = ko.innerFrom[start + t] as number;
+          // Window-relative; a subject that began before the window is cut from the window's start.
+          if (f >= 0) innerFrom[b * T + t] = Math.max(0, f - start);
         }
       }
       if (ko && cutFrom && cutTo) {
@@ -298,6 +321,7 @@ export class WindowSampler {
         ...(ko.noiseLeak ? { noiseLeak: ko.noiseLeak } : {}),
         ...(readTarget && ko.readWeight ? { readTarget, readWeight: ko.readWeight } : {}),
         ...(extractFrom && ko.extractWeight ? { extractFrom, extractWeight: ko.extractWeight } : {}),
+        ...(innerFrom && ko.innerLayers ? { innerFrom, innerLayers: ko.innerLayers } : {}),
       };
     }
     return out;

@@ -47,6 +47,7 @@ export function batchRows(b: Batch, from: number, to: number): Batch {
     rows.knockout = { ...b.knockout, cutFrom: b.knockout.cutFrom.slice(from * T, to * T), cutTo: b.knockout.cutTo.slice(from * T, to * T) };
     if (b.knockout.readTarget) rows.knockout.readTarget = b.knockout.readTarget.slice(from * T, to * T);
     if (b.knockout.extractFrom) rows.knockout.extractFrom = b.knockout.extractFrom.slice(from * T, to * T);
+    if (b.knockout.innerFrom) rows.knockout.innerFrom = b.knockout.innerFrom.slice(from * T, to * T);
   }
   if (b.dropout) rows.dropout = { rate: b.dropout.rate, rowSeeds: b.dropout.rowSeeds.slice(from, to) };
   return rows;

@@ -55,10 +55,12 @@ export function subjectKnockout(
   lines: ReadonlyMap<string, string>,
   tok: TokenizerLike,
   layers: number,
-): { knockout: StreamKnockout; stats: SubjectKnockoutStats } {
+): { knockout: StreamKnockout; innerFrom: Int32Array; stats: SubjectKnockoutStats } {
   if (!Number.isInteger(layers) || layers < 1) throw new Error(`subjectKnockout: layers must be a positive integer, got ${layers}`);
   const from = new Int32Array(tokens.length).fill(-1);
   const to = new Int32Array(tokens.length).fill(-1);
+  // For subject tokens after the subject's first: the subject's first stream position (see StreamKnockout.innerFrom).
+  const innerFrom = new Int32Array(tokens.length).fill(-1);
   // Token span of the subject within each distinct line (fact lines repeat); null when it does not align.
   const spans = new Map<string, { length: number; start: number; end: number } | null>();
   const spanOf = (d: number) => {
@@ -88,11 +90,12 @@ export function subjectKnockout(
         to[t] = pos + s.end;
         queries++;
       }
+      for (let t = pos + s.start + 1; t < pos + s.end; t++) innerFrom[t] = pos + s.start;
       documents++;
     },
     (d) => spanOf(d)?.length ?? null,
   );
-  return { knockout: { layers, from, to }, stats: { documents, queries, skipped } };
+  return { knockout: { layers, from, to }, innerFrom, stats: { documents, queries, skipped } };
 }
 
 /** A fact line for the subject readout: its subject, and the prompt and object it renders (line = prompt + " " + object …). */

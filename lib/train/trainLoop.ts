@@ -176,11 +176,24 @@ export function batchLoss(params: GPT2Params, batch: Batch): tf.Scalar {
     if (extract) {
       for (const l of extract.layers) hooks[`blocks.${l}.attn.pattern`] = (p) => (terms.push(tf.keep(extractionLoss(p, extract, batch.batch * batch.seqLen))), p);
     }
+    const inner = innerCut(batch);
+    if (inner) {
+      for (let l = 0; l < inner.layers; l++) {
+        const before = hooks[`blocks.${l}.attn.pattern`];
+        hooks[`blocks.${l}.attn.pattern`] = (p0) => {
+          const p = before ? before(p0) : p0;
+          // Renormalising the softmax over the kept keys equals a −∞ bias on the cut ones before it.
+          if (penalty > 0) leak.push(tf.keep(tf.sum(tf.mul(p, inner.cut)) as tf.Scalar));
+          const kept = tf.mul(p, inner.keep);
+          return tf.div(kept, tf.sum(kept, -1, true));
+        };
+      }
+    }
     const logits = forward(params, ids, {
       logits: 'all',
       ...(batch.dropout ? { dropout: batch.dropout } : {}),
       ...(knockout ? { knockout: penalty > 0 ? { ...knockout, leak } : knockout } : {}),
-      ...(read || extract ? { hooks } : {}),
+      ...(read || extract || inner ? { hooks } : {}),
     }).logits as tf.Tensor3D;
     const V = logits.shape[2];
     const flat = tf.reshape(logits, [-1, V]);
@@ -201,8 +214,31 @@ export function batchLoss(params: GPT2Params, batch: Batch): tf.Scalar {
     if (leak.length === 0) return ce;
     // Attention mass the cut edges would take in the plain model, per token of the batch, summed over the
     // knockout's layers and heads: penalised so the saved (unrestricted) model leaves those edges unused as well.
-    return tf.add(ce, tf.mul(tf.div(tf.addN(leak), batch.batch * batch.seqLen), penalty)) as tf.Scalar;
+    const leakSum = tf.addN(leak);
+    // The parts were kept past the forward's scopes, so no tidy frees them (addN's gradient does not need them).
+    tf.dispose(leak);
+    return tf.add(ce, tf.mul(tf.div(leakSum, batch.batch * batch.seqLen), penalty)) as tf.Scalar;
   });
+}
+
+/**
+ * The subject-inner cut of a batch (Batch.knockout.innerFrom): keep [B, 1, T, T] (0 on cut edges, 1 elsewhere), cut
+ * = 1 − keep, and the number of lower blocks; or null.
+ */
+function innerCut(batch: Batch): { keep: tf.Tensor4D; cut: tf.Tensor4D; layers: number } | null {
+  const k = batch.knockout;
+  if (!k?.innerFrom || !k.innerLayers) return null;
+  const B = batch.batch;
+  const T = batch.seqLen;
+  if (k.innerFrom.length !== B * T) throw new Error(`batchLoss: ${k.innerFrom.length} subject-inner ranges for ${B * T} positions`);
+  const cut = new Float32Array(B * T * T);
+  for (let i = 0; i < B * T; i++) {
+    const f = k.innerFrom[i] as number;
+    // A query keeps itself, so every row of the pattern keeps some mass.
+    for (let s = Math.max(0, f); f >= 0 && s < i % T; s++) cut[i * T + s] = 1;
+  }
+  const cutT = tf.tensor4d(cut, [B, 1, T, T]);
+  return { keep: tf.sub(1, cutT) as tf.Tensor4D, cut: cutT, layers: k.innerLayers };
 }
 
 /** The batch's subject-readout rows: flat positions, target ids, weight and the block whose output is read; or null. */
@@ -381,6 +417,13 @@ function fingerprint(o: TrainOptions): Record<string, unknown> {
               }
             : {}),
           knockoutSha256: sha256(new Uint8Array(o.knockout.from.buffer, o.knockout.from.byteOffset, o.knockout.from.byteLength)),
+          // Only when on, so checkpoints of runs without it keep their fingerprint.
+          ...(o.knockout.innerFrom && o.knockout.innerLayers
+            ? {
+                innerLayers: o.knockout.innerLayers,
+                innerSha256: sha256(new Uint8Array(o.knockout.innerFrom.buffer, o.knockout.innerFrom.byteOffset, o.knockout.innerFrom.byteLength)),
+              }
+            : {}),
         }
       : {}),
     ...(o.tokenWeights
