@@ -216,6 +216,7 @@ function parseArgs(argv: string[]): Args {
   }
   if (a.subjectReadout > 0 && a.subjectKnockout === 0) usage('--subject-readout needs --subject-knockout K (it reads the residual after block K − 1)');
   if (a.extractSupervision > 0 && a.subjectKnockout === 0) usage('--extract-supervision needs --subject-knockout K (it supervises blocks K and up)');
+  if (a.subjectInnerKnockout > 0 && a.subjectKnockout === 0) usage('--subject-inner-knockout J needs --subject-knockout K > J (blocks J … K − 1 must gather the subject)');
   if (!Number.isInteger(a.subjectInnerKnockout) || a.subjectInnerKnockout < 0 || (a.subjectInnerKnockout > 0 && a.subjectInnerKnockout >= a.subjectKnockout)) {
     usage(`--subject-inner-knockout must be an integer from 0 to --subject-knockout − 1 (${Math.max(0, a.subjectKnockout - 1)}), got ${a.subjectInnerKnockout}`);
   }
