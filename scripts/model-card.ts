@@ -273,10 +273,21 @@ ${inputs}
 
 ## Rebuild
 \`\`\`sh
-npm run train:facts        # corpus → tokenizer → training (≤ 105 min on this 2-vCPU machine), writes models/rome-fact-gpt2/
+npm run train:facts        # corpus → tokenizer → training (about 140 min on this 2-vCPU machine: 133 min of training, the rest corpus and tokenizer), writes models/rome-fact-gpt2/
 npx tsx scripts/model-card.ts
 \`\`\`
 `;
-fs.writeFileSync(path.join(modelDir, 'README.md'), card);
+// Statistics shipped next to the weights (ROME's mom2Stats): how to rebuild each pair.
+const statsDir = path.join(modelDir, 'stats');
+const statsFiles = fs.existsSync(statsDir) ? fs.readdirSync(statsDir).filter((f) => f.endsWith('.json')).sort() : [];
+const statsLines = statsFiles.map((f) => {
+  const m = JSON.parse(fs.readFileSync(path.join(statsDir, f), 'utf8')) as { layer: number; tokens: number; corpusName: string };
+  const base = path.join(modelDir, 'stats', f.replace(/\.json$/, ''));
+  return `npx tsx scripts/layer-stats.ts --model ${modelDir} --layer ${m.layer} --corpus build/corpus/${m.corpusName} --tokens ${m.tokens} --out ${base}`;
+});
+const statsSection = statsLines.length
+  ? `\nROME's key statistics shipped in \`stats/\` (Σ k kᵀ at the edit layer over the model's own training text, the\nhyperparameter \`mom2Stats\` of hparams/ROME/${path.basename(modelDir)}.json; its users cannot rebuild that text without the datasets):\n\`\`\`sh\n${statsLines.join('\n')}\n\`\`\`\n`
+  : '';
+fs.writeFileSync(path.join(modelDir, 'README.md'), card + statsSection);
 say(JSON.stringify(metrics.accuracy) + ` ppl ${ppl.ppl.toFixed(1)}`);
 model.dispose();

@@ -1,6 +1,6 @@
 /**
  * The bundled model loads through the ordinary HF-layout path and still knows what its card says it knows.
- * Card (models/rome-fact-gpt2/metrics.json): 93.7% greedy first-token recall on all 1,209 known_1000 prompts.
+ * Card (models/rome-fact-gpt2/metrics.json): 95.8% greedy first-token recall on all 1,209 known_1000 prompts.
  */
 import test from 'ava';
 import * as fs from 'node:fs';
@@ -23,11 +23,11 @@ test('bundled model: loads, and recalls known facts at the rate its card reports
   );
   const acc = rate(ok);
   t.log(`known_1000[0:300] greedy recall ${(acc * 100).toFixed(1)}%`);
-  // Measured 91.3% on these 300 (93.7% over all 1,209); a broken load (wrong names, F16 decoding, tokenizer) gives ~0%,
+  // Measured 96.3% on these 300 (95.8% over all 1,209); a broken load (wrong names, F16 decoding, tokenizer) gives ~0%,
   // and the first bundled model 44%.
-  t.true(acc >= 0.9, `recall ${acc}`);
+  t.true(acc >= 0.93, `recall ${acc}`);
   const metrics = JSON.parse(fs.readFileSync(`${dir}/metrics.json`, 'utf8')) as { accuracy: { knownFactsPrompts: { acc: number } } };
-  t.true(Math.abs(metrics.accuracy.knownFactsPrompts.acc - 0.937) < 0.005, 'metrics.json matches the card');
+  t.true(Math.abs(metrics.accuracy.knownFactsPrompts.acc - 0.958) < 0.005, 'metrics.json matches the card');
   model.dispose();
 });
 

@@ -27,6 +27,7 @@ import {
   type EditRequest,
 } from '../lib/rome/index.js';
 import type { GPT2Model } from '../lib/model/model.js';
+import { methodHparamsFor } from '../lib/cli/editCommand.js';
 
 // The tiny random model has no trained attention routing, so prompts end with the subject (its last token is the
 // prediction position); layer 0 of 2 leaves a block after the edit. See test/helpers/romeTiny.ts.
@@ -301,6 +302,20 @@ test.serial('mom2Stats: shipped statistics give the same C as computing it; any 
       t.regex(e?.message ?? '', re);
     };
     await refuse({ layer: 1 }, /mom2Stats: .*L0\.json holds layer 0, but the edit is at layer 1/);
+    // The CLI's --layer override drops statistics shipped for another layer (C is then computed there), with a note.
+    const hpFile = path.join(dir, 'hp.json');
+    writeFileSync(hpFile, JSON.stringify({ layer: 0, mom2Tokens: null, mom2Stats: `${base}.json` }));
+    t.is(methodHparamsFor(model, 'rome', hpFile).rome?.mom2Stats, `${base}.json`);
+    t.is(methodHparamsFor(model, 'rome', hpFile, 0).rome?.mom2Stats, `${base}.json`);
+    let note = '';
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((s: string) => ((note += s), true)) as typeof process.stderr.write;
+    try {
+      t.is(methodHparamsFor(model, 'rome', hpFile, 1).rome?.mom2Stats, null);
+    } finally {
+      process.stderr.write = write;
+    }
+    t.regex(note, /--layer 1: mom2Stats \(.*L0\.json\) holds layer 0's statistics; computing C at layer 1 from the default corpus/);
     t.true(stats.meta.exhausted);
     await refuse({ mom2Tokens: stats.meta.tokens - 1 }, /holds \d+ tokens, but mom2Tokens is/);
     // The tiny corpus ran out, so asking for more tokens than it holds is consistent.

@@ -33,7 +33,16 @@ export function methodHparamsFor(model: GPT2Model, method: MethodName, file?: st
   const out: MethodHparams = {};
   if (method === 'rome') {
     const hp: Partial<RomeHparams> = file ? loadRomeHparams(file) : has('ROME', base) ? loadRomeHparams(base) : {};
-    out.rome = layer !== undefined ? { ...hp, layer } : hp;
+    if (layer !== undefined && hp.mom2Stats != null && hp.layer !== layer) {
+      // Shipped statistics belong to the file's layer; at another layer C is computed from the same corpus.
+      process.stderr.write(
+        `--layer ${layer}: mom2Stats (${hp.mom2Stats}) holds layer ${String(hp.layer)}'s statistics; computing C at layer ${layer} from ` +
+          `${hp.mom2Corpus ? `mom2Corpus (${hp.mom2Corpus})` : 'the default corpus'} instead\n`,
+      );
+      out.rome = { ...hp, layer, mom2Stats: null };
+    } else {
+      out.rome = layer !== undefined ? { ...hp, layer } : hp;
+    }
   } else if (method === 'ft' || method === 'ft-l') {
     const n = `${base}_${method === 'ft' ? 'unconstr' : 'constr'}`;
     const hp: Partial<FtHparams> = file ? loadFtHparams(file) : has('FT', n) ? loadFtHparams(n) : {};

@@ -192,34 +192,50 @@ function addInto(sum: Float64Array, d: Float32Array): void {
   for (let i = 0; i < d.length; i++) sum[i] += d[i] as number;
 }
 
+/** What readStatsPair found: the pair, or the first thing wrong with it (the file and why). */
+type StatsPair = { ok: true; meta: LayerStatsMeta; sum: Float64Array } | { ok: false; file: string; why: string };
+
 /**
- * Reads a cached sum if it belongs to these weights and corpus and is intact (size, checksum, metadata fields);
- * otherwise warns on stderr naming the file and returns null, so the statistics are recomputed. A truncated .f64
- * read as zeros would otherwise shrink every edit silently.
+ * Reads `<base>.json` + `<base>.f64` for n-wide keys and checks what a pair must satisfy whatever its use: a metadata
+ * object of the right format, a positive token count, a non-negative sample count, n·n float64 values and (when
+ * recorded, or always with `requireChecksum`) a matching sha256. A truncated .f64 read as zeros would otherwise shrink
+ * every edit silently. Callers decide whether a problem throws or warns.
  */
-export function readStatsCache(base: string, weightsHash: string, n: number, corpusIdentity: string): LayerStats | null {
-  const bad = (file: string, why: string): null => {
-    process.stderr.write(`layerStats: ignoring the cache ${file}: ${why}; recomputing\n`);
-    return null;
-  };
+function readStatsPair(base: string, n: number, requireChecksum: boolean): StatsPair {
+  const bad = (file: string, why: string): StatsPair => ({ ok: false, file, why });
+  for (const f of [`${base}.json`, `${base}.f64`]) if (!existsSync(f)) return bad(f, 'does not exist');
   let meta: LayerStatsMeta;
   try {
     meta = JSON.parse(readFileSync(`${base}.json`, 'utf8')) as LayerStatsMeta;
   } catch (e) {
-    return bad(`${base}.json`, `not valid JSON (${(e as Error).message})`);
+    return bad(`${base}.json`, `is not valid JSON (${(e as Error).message})`);
   }
-  if (meta === null || typeof meta !== 'object' || meta.format !== 'rome-ts-layer-stats') return bad(`${base}.json`, 'not a layer-stats metadata file');
-  if (meta.weightsHash !== weightsHash || meta.n !== n || meta.corpusIdentity !== corpusIdentity) return null;
-  for (const f of ['tokens', 'samples'] as const) {
-    if (!Number.isSafeInteger(meta[f]) || meta[f] < 0) return bad(`${base}.json`, `field "${f}" must be a non-negative integer, got ${JSON.stringify(meta[f])}`);
-  }
-  if (meta.tokens === 0) return bad(`${base}.json`, 'it holds no tokens');
+  if (meta === null || typeof meta !== 'object' || meta.format !== 'rome-ts-layer-stats') return bad(`${base}.json`, 'is not a layer-stats metadata file');
+  if (meta.n !== n) return bad(`${base}.json`, `holds ${JSON.stringify(meta.n)}-wide keys, but the model's MLP is ${n} wide`);
+  if (!Number.isSafeInteger(meta.tokens) || meta.tokens <= 0) return bad(`${base}.json`, `field "tokens" must be a positive integer, got ${JSON.stringify(meta.tokens)}`);
+  if (!Number.isSafeInteger(meta.samples) || meta.samples < 0) return bad(`${base}.json`, `field "samples" must be a non-negative integer, got ${JSON.stringify(meta.samples)}`);
   const buf = readFileSync(`${base}.f64`);
-  if (buf.byteLength !== n * n * 8) return bad(`${base}.f64`, `it has ${buf.byteLength} bytes, expected ${n * n * 8} (${n}×${n} float64)`);
-  if (meta.sumSha256 !== undefined && sha256(buf) !== meta.sumSha256) return bad(`${base}.f64`, 'its checksum does not match the metadata');
+  if (buf.byteLength !== n * n * 8) return bad(`${base}.f64`, `has ${buf.byteLength} bytes, expected ${n * n * 8} (${n}×${n} float64)`);
+  if (requireChecksum && typeof meta.sumSha256 !== 'string') return bad(`${base}.json`, 'records no checksum ("sumSha256") for its .f64');
+  if (meta.sumSha256 !== undefined && sha256(buf) !== meta.sumSha256) return bad(`${base}.f64`, 'does not match the checksum in its metadata');
   const sum = new Float64Array(n * n);
   new Uint8Array(sum.buffer).set(buf);
-  return makeStats(meta, sum);
+  return { ok: true, meta, sum };
+}
+
+/**
+ * Reads a cached sum if it belongs to these weights and corpus and is intact (readStatsPair); a cache of other weights
+ * or another corpus is skipped quietly, a damaged one with a warning on stderr naming the file. Either way the caller
+ * recomputes.
+ */
+export function readStatsCache(base: string, weightsHash: string, n: number, corpusIdentity: string): LayerStats | null {
+  const pair = readStatsPair(base, n, false);
+  if (!pair.ok) {
+    process.stderr.write(`layerStats: ignoring the cache ${pair.file}: it ${pair.why}; recomputing\n`);
+    return null;
+  }
+  if (pair.meta.weightsHash !== weightsHash || pair.meta.corpusIdentity !== corpusIdentity) return null;
+  return makeStats(pair.meta, pair.sum);
 }
 
 /**
@@ -244,28 +260,14 @@ export function loadLayerStatsFile(model: GPT2Model, layer: number, file: string
   const root = repoRoot();
   const abs = path.isAbsolute(file) || !root ? path.resolve(file) : path.join(root, file);
   const base = abs.replace(/\.(json|f64)$/, '');
-  const fail = (f: string, why: string): never => {
-    throw new Error(`${field}: ${f} ${why}`);
-  };
-  for (const f of [`${base}.json`, `${base}.f64`]) if (!existsSync(f)) fail(f, 'does not exist');
-  let meta: LayerStatsMeta;
-  try {
-    meta = JSON.parse(readFileSync(`${base}.json`, 'utf8')) as LayerStatsMeta;
-  } catch (e) {
-    return fail(`${base}.json`, `is not valid JSON (${(e as Error).message})`);
+  const pair = readStatsPair(base, model.config.nInner, true);
+  if (!pair.ok) throw new Error(`${field}: ${pair.file} ${pair.why}`);
+  const { meta } = pair;
+  if (meta.layer !== layer) throw new Error(`${field}: ${base}.json holds layer ${JSON.stringify(meta.layer)}, but the edit is at layer ${layer}`);
+  if (meta.weightsHash !== keyUpstreamHash(model, layer)) {
+    throw new Error(`${field}: ${base}.json was computed for other weights (${String(meta.model)}) than layer ${layer}'s inputs in this model`);
   }
-  if (meta === null || typeof meta !== 'object' || meta.format !== 'rome-ts-layer-stats') fail(`${base}.json`, 'is not a layer-stats metadata file');
-  const n = model.config.nInner;
-  if (meta.layer !== layer) fail(`${base}.json`, `holds layer ${JSON.stringify(meta.layer)}, but the edit is at layer ${layer}`);
-  if (meta.n !== n) fail(`${base}.json`, `holds ${JSON.stringify(meta.n)}-wide keys, but the model's MLP is ${n} wide`);
-  if (meta.weightsHash !== keyUpstreamHash(model, layer)) fail(`${base}.json`, `was computed for other weights (${String(meta.model)}) than layer ${layer}'s inputs in this model`);
-  if (!Number.isSafeInteger(meta.tokens) || meta.tokens <= 0) fail(`${base}.json`, `field "tokens" must be a positive integer, got ${JSON.stringify(meta.tokens)}`);
-  const buf = readFileSync(`${base}.f64`);
-  if (buf.byteLength !== n * n * 8) fail(`${base}.f64`, `has ${buf.byteLength} bytes, expected ${n * n * 8} (${n}×${n} float64)`);
-  if (typeof meta.sumSha256 !== 'string' || sha256(buf) !== meta.sumSha256) fail(`${base}.f64`, 'does not match the checksum in its metadata');
-  const sum = new Float64Array(n * n);
-  new Uint8Array(sum.buffer).set(buf);
-  return makeStats(meta, sum);
+  return makeStats(meta, pair.sum);
 }
 
 /** Computes (or loads, or extends) the key statistics of `layer`; see the module comment. */
