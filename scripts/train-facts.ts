@@ -34,7 +34,8 @@
  * --dropout P applies dropout with probability P at GPT-2's four places during training steps (lib/model/dropout.ts).
  *
  * --time-budget M times the first steps and then fixes the number of steps (at most --steps) so that training,
- * evaluations and the final save end within M minutes of the start of training; the cosine schedule then
+ * evaluations and the final save end within M minutes of the start of training, and revises that number every 100
+ * steps from the recent pace (a machine that gets busier mid-run shortens the plan); the cosine schedule then
  * anneals fully. --max-minutes M is a hard stop that saves and exports what it has (recorded as stopped early).
  *
  * Restarting the same command resumes from build/train/<name>/checkpoint.safetensors (use --fresh to start

@@ -373,6 +373,49 @@ test('train: a time budget fixes the number of steps after calibration, and a re
   await rm(dir, { recursive: true, force: true });
 });
 
+test('train: a time-budget plan is revised when the machine slows mid-run, so the schedule anneals within the budget', async (t) => {
+  const { tokens, config } = tinySetup();
+  const stream = await tokens;
+  const dir = await tempDir();
+  const lines: string[] = [];
+  // A fake clock: 1 s per step for 30 steps, then 4 s per step (another job took the cores).
+  let ms = 0;
+  let calls = 0;
+  const r = await train({
+    ...baseOpts(config, stream, dir),
+    steps: 100000,
+    timeBudgetMinutes: 2,
+    maxMinutes: 2,
+    calibrationSteps: 5,
+    budgetReplanSteps: 10,
+    clock: () => ms,
+    shouldStop: () => {
+      ms += calls++ < 30 ? 1000 : 4000;
+      return false;
+    },
+    log: (l) => lines.push(l),
+  });
+  // By hand: calibrated at 1 s/step, 120 s − 6 s margin → 114 steps; at step 35 the window's pace is 2.5 s/step
+  // (60 steps), at step 45 it is 4 s/step → 51 steps, ending at 30 + 21 × 4 = 114 s.
+  t.true(r.log.finished, lines.join('\n'));
+  t.false(r.log.stoppedEarly);
+  t.true(lines.some((l) => / 114 steps in all$/.test(l)), lines.join('\n'));
+  t.true(lines.some((l) => /\(was 114\)/.test(l)), lines.join('\n'));
+  t.is(r.log.completedSteps, 51, lines.join('\n'));
+  t.true(ms <= 120_000, `fake elapsed ${ms} ms`);
+  const plans = r.log.options['budgetPlans'] as Array<{ step: number; steps: number }>;
+  t.deepEqual(plans.map((p) => [p.step, p.steps]), [[5, 114], [35, 60], [45, 51]]);
+  // The last step ran at the schedule's end: within 2% above minLr.
+  const last = r.log.steps[r.log.steps.length - 1]!;
+  t.true(last.lr < 1.02e-3, `last lr ${last.lr}`);
+  r.params.dispose();
+  await t.throwsAsync(train({ ...baseOpts(config, stream, dir), timeBudgetMinutes: 0 }), { message: /timeBudgetMinutes must be a positive number/ });
+  await t.throwsAsync(train({ ...baseOpts(config, stream, dir), timeBudgetMinutes: 1, budgetReplanSteps: 2.5 }), {
+    message: /budgetReplanSteps must be an integer ≥ 0, got 2.5/,
+  });
+  await rm(dir, { recursive: true, force: true });
+});
+
 test('train: two data-parallel threads give the one-thread losses and weights to float rounding; bad thread counts are refused', async (t) => {
   const { tokens, config } = tinySetup();
   const stream = await tokens;

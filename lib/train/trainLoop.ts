@@ -50,11 +50,18 @@ export interface TrainOptions {
   /**
    * Choose the number of steps so that this run (evaluations and checkpoints included) ends within this many
    * minutes of its start: after `calibrationSteps`, steps = min(steps, what the measured pace allows, minus a
-   * margin for the final evaluation and save). The chosen number is stored in checkpoints, so a resumed run keeps it.
+   * margin for the final evaluation and save). The plan is then revised every `budgetReplanSteps` steps from the
+   * pace of the steps since the last revision, so a machine that gets busier (or freer) mid-run still ends the
+   * cosine schedule on time instead of being cut off by maxMinutes before it anneals. The chosen number is stored in
+   * checkpoints, so a resumed run keeps it (and revises it no further).
    */
   timeBudgetMinutes?: number;
-  /** Steps timed before the budget fixes the total; default min(20, warmup) but at least 5. */
+  /** Steps timed before the budget first fixes the total; default min(20, warmup) but at least 5. */
   calibrationSteps?: number;
+  /** Steps between revisions of a time-budget plan (default 100; 0: never revise). */
+  budgetReplanSteps?: number;
+  /** Wall clock in milliseconds (default Date.now); tests pass a fake one to simulate a machine's pace. */
+  clock?: () => number;
   /** Sequences per step. */
   batch: number;
   /** Tokens per sequence (≤ config.nPositions). */
@@ -493,6 +500,15 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     if (!Number.isInteger(o[k]) || o[k] <= 0) throw new Error(`train: ${k} must be a positive integer, got ${o[k]}`);
   }
   if (o.dropout !== undefined) validateDropoutRate(o.dropout);
+  if (o.timeBudgetMinutes !== undefined && !(Number.isFinite(o.timeBudgetMinutes) && o.timeBudgetMinutes > 0)) {
+    throw new Error(`train: timeBudgetMinutes must be a positive number, got ${o.timeBudgetMinutes}`);
+  }
+  for (const k of ['calibrationSteps', 'budgetReplanSteps'] as const) {
+    const v = o[k];
+    if (v !== undefined && (!Number.isInteger(v) || v < (k === 'calibrationSteps' ? 1 : 0))) {
+      throw new Error(`train: ${k} must be an integer ≥ ${k === 'calibrationSteps' ? 1 : 0}, got ${v}`);
+    }
+  }
   if (o.seqLen > o.config.nPositions) throw new Error(`train: seqLen ${o.seqLen} exceeds n_positions ${o.config.nPositions}`);
   const schedule: { lr: number; minLr: number; warmup: number; steps: number } = {
     lr: o.lr,
@@ -600,7 +616,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     stopReason: '',
   };
   runLog.sessions.push(session);
-  const t0 = Date.now();
+  const clock = o.clock ?? Date.now;
+  const t0 = clock();
   const deadline = o.maxMinutes !== undefined && o.maxMinutes > 0 ? t0 + o.maxMinutes * 60_000 : Infinity;
   let sessionTrainSeconds = 0;
   let sessionSteps = 0;
@@ -614,11 +631,11 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     runLog.timing.effectiveGflops = (6 * counts.total * runLog.timing.tokensPerSecond) / 1e9;
     runLog.completedSteps = step;
     session.endStep = step;
-    session.seconds = (Date.now() - t0) / 1000;
+    session.seconds = (clock() - t0) / 1000;
     await writeFileAtomic(logFile, `${JSON.stringify(runLog, null, 1)}\n`);
   };
   const checkpoint = async (): Promise<void> => {
-    const c0 = Date.now();
+    const c0 = clock();
     await writeLog();
     await saveState(ckptFile, params, opt, {
       step,
@@ -628,16 +645,16 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       scheduleSteps: schedule.steps,
       stepsFixed,
     });
-    runLog.timing.checkpointSeconds += (Date.now() - c0) / 1000;
+    runLog.timing.checkpointSeconds += (clock() - c0) / 1000;
     sessionCkpts.n += 1;
-    sessionCkpts.seconds += (Date.now() - c0) / 1000;
+    sessionCkpts.seconds += (clock() - c0) / 1000;
   };
   const evaluate = async (): Promise<void> => {
     if (!o.evaluate) return;
     if (runLog.evals.some((e) => e.step === step)) return;
-    const e0 = Date.now();
+    const e0 = clock();
     const metrics = await o.evaluate(params, step);
-    const seconds = (Date.now() - e0) / 1000;
+    const seconds = (clock() - e0) / 1000;
     runLog.timing.evalSeconds += seconds;
     runLog.evals.push({ ...metrics, step, seconds });
     log(`eval @ ${step}: ${fmtMetrics(metrics)} (${seconds.toFixed(1)}s)`);
@@ -648,8 +665,12 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let stopReason = '';
   try {
     const calibration = o.calibrationSteps ?? Math.max(5, Math.min(20, schedule.warmup));
+    const replanEvery = o.timeBudgetMinutes === undefined ? 0 : (o.budgetReplanSteps ?? 100);
+    // Only the session that made the plan revises it: a resumed run keeps the total it was given.
+    let budgetOwned = false;
+    let plan = { atSessionStep: 0, atSeconds: 0, evalSeconds: 0, ckptSeconds: 0 };
     while (step < schedule.steps) {
-      if (Date.now() >= deadline) {
+      if (clock() >= deadline) {
         stopReason = `max-minutes (${o.maxMinutes}) reached`;
         break;
       }
@@ -691,7 +712,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       runLog.steps.push({ step, loss, lr, gradNorm, seconds });
       emaLoss = emaLoss === null ? loss : 0.95 * emaLoss + 0.05 * loss;
 
-      const now = Date.now();
+      const now = clock();
       if ((o.progressSeconds ?? 10) === 0 || now - lastProgress >= (o.progressSeconds ?? 10) * 1000 || step === schedule.steps) {
         lastProgress = now;
         const tps = (sessionSteps * tokensPerStep) / sessionTrainSeconds;
@@ -702,26 +723,40 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
             `elapsed ${fmtDuration((now - t0) / 1000)} ETA ${fmtDuration(secPerStep * (schedule.steps - step))}`,
         );
       }
-      if (!stepsFixed && sessionSteps >= calibration) {
-        // Pace from this session: wall time per step, plus evaluations and checkpoints amortised over steps.
-        const wall = (Date.now() - t0) / 1000;
+      const replanDue = replanEvery > 0 && budgetOwned && sessionSteps - plan.atSessionStep >= replanEvery;
+      if ((!stepsFixed && sessionSteps >= calibration) || replanDue) {
+        // Pace of the steps since the last plan (since the start for the first one): wall time per step, evaluations
+        // and checkpoints taken out and added back amortised over their intervals.
+        const nowS = (clock() - t0) / 1000;
         const evalSec = runLog.timing.evalSeconds - evalSecondsAtStart;
-        const perStep = (wall - evalSec - sessionCkpts.seconds) / sessionSteps;
+        const windowSteps = sessionSteps - plan.atSessionStep;
+        const perStep = (nowS - plan.atSeconds - (evalSec - plan.evalSeconds) - (sessionCkpts.seconds - plan.ckptSeconds)) / windowSteps;
         const lastEval = runLog.evals.length > 0 ? runLog.evals[runLog.evals.length - 1]!.seconds : 0;
         // Checkpoint cost: measured when one was written already, else ~1 s per 6M parameters (3 float32 copies).
         const ckptCost = sessionCkpts.n > 0 ? sessionCkpts.seconds / sessionCkpts.n : Math.max(0.2, counts.total / 6e6);
         const overhead = (evalEvery > 0 ? lastEval / evalEvery : 0) + (ckptEvery > 0 ? ckptCost / ckptEvery : 0);
         const budget = o.timeBudgetMinutes! * 60;
         // Margin for the final evaluation and save: a minute, or 5% of short budgets.
-        const left = budget - wall - Math.min(60, 0.05 * budget) - lastEval;
+        const left = budget - nowS - Math.min(60, 0.05 * budget) - lastEval;
         const more = Math.max(0, Math.floor(left / (perStep + overhead)));
-        schedule.steps = Math.max(step, Math.min(o.steps, step + more));
+        const planned = Math.max(step, Math.min(o.steps, step + more));
+        const first = !stepsFixed;
+        // Revisions under 1% are noise; skipping them keeps the learning-rate curve smooth.
+        if (first || Math.abs(planned - schedule.steps) > 0.01 * schedule.steps) {
+          const was = schedule.steps;
+          schedule.steps = planned;
+          runLog.options['steps'] = planned;
+          const plans = (runLog.options['budgetPlans'] as Array<{ step: number; steps: number; secondsPerStep: number }> | undefined) ?? [];
+          plans.push({ step, steps: planned, secondsPerStep: Number(perStep.toFixed(3)) });
+          runLog.options['budgetPlans'] = plans;
+          log(
+            `train: time budget ${o.timeBudgetMinutes} min at ${perStep.toFixed(2)} s/step (+${overhead.toFixed(2)} s/step ` +
+              `evals and checkpoints): ${planned} steps in all${first ? '' : ` (was ${was})`}`,
+          );
+        }
         stepsFixed = true;
-        runLog.options['steps'] = schedule.steps;
-        log(
-          `train: time budget ${o.timeBudgetMinutes} min at ${perStep.toFixed(2)} s/step (+${overhead.toFixed(2)} s/step ` +
-            `evals and checkpoints): ${schedule.steps} steps in all`,
-        );
+        budgetOwned = true;
+        plan = { atSessionStep: sessionSteps, atSeconds: nowS, evalSeconds: evalSec, ckptSeconds: sessionCkpts.seconds };
       }
       if (evalEvery > 0 && step % evalEvery === 0 && step < schedule.steps) await evaluate();
       if (ckptEvery > 0 && step % ckptEvery === 0 && step < schedule.steps) await checkpoint();

@@ -1,0 +1,179 @@
+/**
+ * Why do ROME edits at layer 0 move some neighbourhood prompts? Measures, per CounterFact case of an eval run, how
+ * much of the edit reaches the neighbour's key.
+ *
+ * ROME's update adds (v* − W k*) (C⁻¹k*)ᵀ / (k*ᵀ C⁻¹ k*) to W, so a key k of another prompt receives the fraction
+ * r = k*ᵀ C⁻¹ k / k*ᵀ C⁻¹ k* of the change the edited prompt receives (k* here: the bare prompt's key, the right
+ * vector the hparams use). This script computes r for each case's neighbourhood prompt (EasyEdit `locality_prompt`,
+ * subject from the corpus's neighbour facts) under one or more covariance files and the identity, and prints the
+ * neighbourhood flip rate (right before the edit, wrong after) by r bucket, and the AUC of r for predicting a flip.
+ *
+ * CounterFact's neighbours share the edited fact's relation and true object. As a control, r is also computed for
+ * the neighbour's prompt with its subject replaced by a subject of the same relation whose object differs (a corpus
+ * fact, picked by case id): if keys at the edited layer carry the object, neighbours' r exceeds the controls'.
+ *
+ * `npx tsx scripts/dev/neighbour-bleed.ts --records out/results-v3/counterfact/rome --model models/rome-fact-gpt2
+ *   --stats models/rome-fact-gpt2/stats/L0-train200k [--stats OTHER …] [--layer 0] [--facts build/corpus/facts.json]
+ *   [--cases ../shared/data/counterfact/easyedit-counterfact-edit.json] [--json FILE]`
+ */
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { initBackend } from '../../lib/backend.js';
+import { loadModel } from '../../lib/loadModel.js';
+import { keysAtSubject } from '../../lib/rome/computeKey.js';
+import { identitySolver, type CovarianceSolver } from '../../lib/rome/covariance.js';
+import { loadLayerStatsFile } from '../../lib/rome/layerStats.js';
+import { fillPrompt } from '../../lib/rome/types.js';
+
+interface CaseRecord {
+  caseId: number;
+  request: { prompt: string; subject: string };
+  pre: { rewrite: { nllNew: number; nllTrue: number }; neighborhood: { nllNew: number; nllTrue: number }[] };
+  post: { rewrite: { nllNew: number; nllTrue: number }; neighborhood: { nllNew: number; nllTrue: number }[] };
+}
+
+function args(name: string): string[] {
+  const out: string[] = [];
+  process.argv.forEach((a, i) => {
+    if (a !== name) return;
+    const v = process.argv[i + 1];
+    if (v === undefined || v.startsWith('--')) throw new Error(`neighbour-bleed: ${name} needs a value`);
+    out.push(v);
+  });
+  return out;
+}
+const arg = (name: string, fallback?: string): string => {
+  const v = args(name)[0] ?? fallback;
+  if (v === undefined) throw new Error(`neighbour-bleed: ${name} is required`);
+  return v;
+};
+
+const dot = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += (a[i] as number) * (b[i] as number);
+  return s;
+};
+
+/** Area under the ROC curve of score for label (ties count half). */
+function auc(score: number[], label: boolean[]): number {
+  let pos = 0;
+  let neg = 0;
+  let wins = 0;
+  for (let i = 0; i < score.length; i++) {
+    if (!label[i]) continue;
+    pos++;
+    for (let j = 0; j < score.length; j++) {
+      if (label[j]) continue;
+      wins += score[i]! > score[j]! ? 1 : score[i] === score[j] ? 0.5 : 0;
+    }
+  }
+  for (const l of label) if (!l) neg++;
+  return pos && neg ? wins / (pos * neg) : NaN;
+}
+
+async function main(): Promise<void> {
+  const recordsDir = arg('--records');
+  const layer = Number(arg('--layer', '0'));
+  const factsFile = arg('--facts', 'build/corpus/facts.json');
+  const casesFile = arg('--cases', path.join('..', 'shared', 'data', 'counterfact', 'easyedit-counterfact-edit.json'));
+  const statsFiles = args('--stats');
+  const jsonOut = args('--json')[0];
+  await initBackend({ quiet: true });
+  const model = await loadModel(arg('--model', 'models/rome-fact-gpt2'));
+  const solvers: [string, CovarianceSolver][] = [['identity', identitySolver(model.config.nInner)]];
+  for (const f of statsFiles) solvers.push([f, loadLayerStatsFile(model, layer, f, '--stats').solver()]);
+
+  const corpus = JSON.parse(await fsp.readFile(factsFile, 'utf8')) as {
+    facts: { subject: string; relation: string; object: string; neighbourOfCaseIds?: number[] }[];
+  };
+  const facts = corpus.facts;
+  const neighbourFact = new Map<number, (typeof facts)[number]>();
+  for (const f of facts) for (const c of f.neighbourOfCaseIds ?? []) neighbourFact.set(c, f);
+  const byRelation = new Map<string, (typeof facts)[number][]>();
+  for (const f of facts) byRelation.set(f.relation, [...(byRelation.get(f.relation) ?? []), f]);
+  /** A subject of the same relation with another object, chosen by case id (null when the relation has none). */
+  const controlSubject = (caseId: number, nb: (typeof facts)[number]): string | null => {
+    const pool = (byRelation.get(nb.relation) ?? []).filter((f) => f.object !== nb.object && !f.subject.includes('{'));
+    return pool.length ? pool[(caseId * 2654435761) % pool.length]!.subject : null;
+  };
+  const cases = JSON.parse(await fsp.readFile(casesFile, 'utf8')) as { case_id: number; locality_prompt: string }[];
+  const locality = new Map(cases.map((c) => [c.case_id, c.locality_prompt]));
+
+  interface Row { caseId: number; flip: boolean; r: number[]; rControl: number[] | null; cos: number }
+  const rows: Row[] = [];
+  let skipped = 0;
+  const files = (await fsp.readdir(recordsDir)).filter((f) => /^case_\d+\.json$/.test(f));
+  for (const f of files) {
+    const rec = JSON.parse(await fsp.readFile(path.join(recordsDir, f), 'utf8')) as CaseRecord;
+    const pre = rec.pre.neighborhood[0];
+    const post = rec.post.neighborhood[0];
+    const nbFact = neighbourFact.get(rec.caseId);
+    const nb = nbFact?.subject;
+    const text = locality.get(rec.caseId);
+    const edited = rec.post.rewrite.nllNew < rec.post.rewrite.nllTrue;
+    // Only cases whose neighbour was right before and whose edit took: there a flip is the edit's bleed.
+    if (!pre || !post || !nb || !text || !text.includes(nb) || !edited || !(pre.nllTrue < pre.nllNew)) {
+      skipped++;
+      continue;
+    }
+    const ctl = controlSubject(rec.caseId, nbFact!);
+    const queries = [
+      { text: fillPrompt(rec.request.prompt, rec.request.subject), subject: rec.request.subject },
+      { text, subject: nb },
+    ];
+    if (ctl) queries.push({ text: text.replace(nb, () => ctl), subject: ctl });
+    const [kStar, kNb, kCtl] = keysAtSubject(model, layer, queries) as [Float32Array, Float32Array, Float32Array | undefined];
+    const us = solvers.map(([, s]) => s.solve(kStar));
+    const ratio = (k: Float32Array) => us.map((u) => dot(u, k) / dot(u, kStar));
+    rows.push({
+      caseId: rec.caseId,
+      flip: !(post.nllTrue < post.nllNew),
+      r: ratio(kNb),
+      rControl: kCtl ? ratio(kCtl) : null,
+      cos: dot(kStar, kNb) / Math.sqrt(dot(kStar, kStar) * dot(kNb, kNb)),
+    });
+  }
+  const flips = rows.filter((r) => r.flip).length;
+  console.log(`${rows.length} cases (neighbour right before, edit took), ${flips} flipped; ${skipped} skipped`);
+  const summary = solvers.map(([name], i) => {
+    const score = rows.map((r) => r.r[i]!);
+    const buckets = [-Infinity, 0.05, 0.1, 0.2, 0.4, Infinity];
+    const byBucket = buckets.slice(0, -1).map((lo, b) => {
+      const g = rows.filter((r) => r.r[i]! >= lo && r.r[i]! < buckets[b + 1]!);
+      return { lo, hi: buckets[b + 1]!, n: g.length, flipRate: g.length ? g.filter((x) => x.flip).length / g.length : NaN };
+    });
+    const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+    const controls = rows.filter((r) => r.rControl).map((r) => r.rControl![i]!);
+    return {
+      covariance: name,
+      medianRControl: med(controls),
+      controls: controls.length,
+      auc: auc(score, rows.map((r) => r.flip)),
+      medianRFlipped: med(rows.filter((r) => r.flip).map((r) => r.r[i]!)),
+      medianRKept: med(rows.filter((r) => !r.flip).map((r) => r.r[i]!)),
+      byBucket,
+    };
+  });
+  summary.push({
+    covariance: 'cosine(k*, k_neighbour)',
+    medianRControl: NaN,
+    controls: 0,
+    auc: auc(rows.map((r) => r.cos), rows.map((r) => r.flip)),
+    medianRFlipped: NaN,
+    medianRKept: NaN,
+    byBucket: [],
+  });
+  for (const s of summary) {
+    console.log(
+      `\n${s.covariance}: AUC ${s.auc.toFixed(3)}, median r flipped ${s.medianRFlipped.toFixed(3)} / kept ${s.medianRKept.toFixed(3)}` +
+        ` / control subjects with another object ${s.medianRControl.toFixed(3)} (${s.controls})`,
+    );
+    for (const b of s.byBucket) console.log(`  r in [${b.lo}, ${b.hi}): n ${b.n}, flip rate ${Number.isNaN(b.flipRate) ? '-' : (100 * b.flipRate).toFixed(1)}%`);
+  }
+  if (jsonOut) await fsp.writeFile(jsonOut, JSON.stringify({ records: recordsDir, layer, summary, rows }, null, 1) + '\n', { flag: 'wx' });
+}
+
+main().catch((e: unknown) => {
+  console.error(e instanceof Error ? e.message : String(e));
+  process.exit(1);
+});
