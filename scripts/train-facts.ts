@@ -5,7 +5,8 @@
  *   npx tsx scripts/train-facts.ts [--name rome-facts] [--steps 1200] [--batch 8] [--seq 128] [--lr 1e-3]
  *       [--min-lr 1e-4] [--warmup 100] [--wd 0.1] [--clip 1] [--seed 1] [--layers 6] [--d 256] [--heads 4]
  *       [--positions 128] [--eval-every 100] [--ckpt-every 50] [--max-minutes M] [--time-budget M] [--eval-facts 200]
- *       [--valid-windows 16] [--progress-seconds 30] [--threads 1] [--object-weight 1] [--dropout 0] [--corpus build/corpus] [--tokenizer build/tokenizer.json] [--work build/train/<name>]
+ *       [--valid-windows 16] [--progress-seconds 30] [--threads 1] [--object-weight 1] [--dropout 0]
+ *       [--curriculum-steps 0] [--curriculum-fraction 0.25] [--corpus build/corpus] [--tokenizer build/tokenizer.json] [--work build/train/<name>]
  *       [--out models/<name>] [--fresh]
  *
  * --threads N splits every batch over N threads (one WASM instance each; 2 uses both cores of this machine).
@@ -33,6 +34,13 @@
  *
  * --dropout P applies dropout with probability P at GPT-2's four places during training steps (lib/model/dropout.ts).
  *
+ * --curriculum-steps N (default 0: off) draws the first N steps' windows from a sub-stream instead of the whole
+ * corpus: the fact documents of a seeded share F (--curriculum-fraction, default 0.25) of the subjects, and the same
+ * share of the general-text lines (so the fact/general mix is the corpus's). All per-token arrays (object weights,
+ * knockout, readout) are computed on the sub-stream as on the full one. Why: the plateau before a model starts
+ * recalling facts grows with the number of entities, and a warm-up on fewer shortens it (Zucchet et al. 2025,
+ * arXiv 2503.21676); R9's larger fact set was learned 300–600 steps later than R8's (results/recipe-v2.md).
+ *
  * --time-budget M times the first steps and then fixes the number of steps (at most --steps) so that training,
  * evaluations and the final save end within M minutes of the start of training, and revises that number every 100
  * steps from the recent pace (a machine that gets busier mid-run shortens the plan); the cosine schedule then
@@ -54,8 +62,8 @@ import { forward } from '../lib/model/forward.js';
 import type { GPT2Params } from '../lib/model/params.js';
 import { createRng } from '../lib/rng.js';
 import { Tokenizer } from '../lib/tokenizer/tokenizer.js';
-import { evalWindows, splitDocuments, tokenizeFile, writeFileAtomic, type Batch, type StreamKnockout } from '../lib/train/data.js';
-import { factLine } from '../lib/data/factCorpus.js';
+import { evalWindows, selectStreamDocuments, splitDocuments, tokenizeFile, writeFileAtomic, type Batch, type StreamKnockout } from '../lib/train/data.js';
+import { factLine, hashKey } from '../lib/data/factCorpus.js';
 import { factObjectWeights, type FactSentence } from '../lib/train/objectWeights.js';
 import { subjectKnockout, subjectReadout, type ReadoutLine } from '../lib/train/subjectKnockout.js';
 import { countParams, makeConfig } from '../lib/train/init.js';
@@ -96,6 +104,8 @@ interface Args {
   extractSupervision: number;
   subjectInnerKnockout: number;
   dropout: number;
+  curriculumSteps: number;
+  curriculumFraction: number;
   corpus: string;
   tokenizer: string;
   work: string | null;
@@ -106,7 +116,7 @@ interface Args {
 const USAGE =
   'usage: train-facts [--name rome-facts] [--steps N] [--batch B] [--seq T] [--lr X] [--min-lr X] [--warmup N] ' +
   '[--wd X] [--clip X] [--seed N] [--layers N] [--d N] [--heads N] [--positions N] [--eval-every N] ' +
-  '[--ckpt-every N] [--max-minutes M] [--time-budget M] [--eval-facts N] [--valid-windows N] [--progress-seconds S] [--threads N] [--object-weight W] [--subject-knockout K] [--leak-penalty X] [--noise-leak S] [--subject-readout W] [--extract-supervision W] [--subject-inner-knockout J] [--dropout P] [--corpus DIR] [--tokenizer FILE] ' +
+  '[--ckpt-every N] [--max-minutes M] [--time-budget M] [--eval-facts N] [--valid-windows N] [--progress-seconds S] [--threads N] [--object-weight W] [--subject-knockout K] [--leak-penalty X] [--noise-leak S] [--subject-readout W] [--extract-supervision W] [--subject-inner-knockout J] [--dropout P] [--curriculum-steps N] [--curriculum-fraction F] [--corpus DIR] [--tokenizer FILE] ' +
   '[--work DIR] [--out DIR] [--fresh]';
 
 function usage(msg: string): never {
@@ -146,6 +156,8 @@ function parseArgs(argv: string[]): Args {
     extractSupervision: 0,
     subjectInnerKnockout: 0,
     dropout: 0,
+    curriculumSteps: 0,
+    curriculumFraction: 0.25,
     corpus: 'build/corpus',
     tokenizer: 'build/tokenizer.json',
     work: null,
@@ -182,6 +194,8 @@ function parseArgs(argv: string[]): Args {
     '--extract-supervision': 'extractSupervision',
     '--subject-inner-knockout': 'subjectInnerKnockout',
     '--dropout': 'dropout',
+    '--curriculum-steps': 'curriculumSteps',
+    '--curriculum-fraction': 'curriculumFraction',
   };
   const strings: Record<string, keyof Args> = {
     '--name': 'name',
@@ -221,6 +235,8 @@ function parseArgs(argv: string[]): Args {
   if (!Number.isInteger(a.subjectInnerKnockout) || a.subjectInnerKnockout < 0 || (a.subjectInnerKnockout > 0 && a.subjectInnerKnockout >= a.subjectKnockout)) {
     usage(`--subject-inner-knockout must be an integer from 0 to --subject-knockout − 1 (${Math.max(0, a.subjectKnockout - 1)}), got ${a.subjectInnerKnockout}`);
   }
+  if (!Number.isInteger(a.curriculumSteps)) usage(`--curriculum-steps must be a whole number of steps, got ${a.curriculumSteps}`);
+  if (!(a.curriculumFraction > 0 && a.curriculumFraction < 1)) usage(`--curriculum-fraction must be between 0 and 1 (exclusive), got ${a.curriculumFraction}`);
   if (!/^[\w.-]+$/.test(a.name)) usage(`--name must be a plain name, got "${a.name}"`);
   return a;
 }
@@ -320,39 +336,48 @@ function firstTokenAccuracy(params: GPT2Params, cases: PromptCase[], pad: number
   return hits / cases.length;
 }
 
-async function main(): Promise<void> {
-  const a = parseArgs(process.argv.slice(2));
-  const work = a.work ?? path.join('build', 'train', a.name);
-  const out = a.out ?? path.join('models', a.name);
-  const backend = await initBackend();
-  const tokText = await fsp.readFile(a.tokenizer, 'utf8');
-  const tok = Tokenizer.fromJSON(JSON.parse(tokText) as object);
-  const tokenizerKey = sha256(tokText);
-  const cacheDir = path.join('build', 'token-cache');
-  const say = (s: string) => void process.stderr.write(`${s}\n`);
+/** Fact lines and multi-object documents of the corpus → the subject they state a fact about (general text: absent). */
+function documentSubjects(facts: FactRecord[], documents: { text: string; objects: FactSentence[] }[]): Map<string, string> {
+  const out = new Map<string, string>();
+  const byPrompt = new Map<string, string>();
+  for (const f of facts) {
+    for (const prompt of f.trainedPrompts) {
+      out.set(factLine(prompt, f.object), f.subject);
+      byPrompt.set(`${prompt}\u0000${f.object}`, f.subject);
+    }
+  }
+  // A biography or appositive belongs to the subject of the first of its sentences that names one.
+  for (const d of documents) {
+    for (const o of d.objects) {
+      const subject = byPrompt.get(`${o.prompt}\u0000${o.object}`);
+      if (subject !== undefined) {
+        out.set(d.text, subject);
+        break;
+      }
+    }
+  }
+  return out;
+}
 
-  const t0 = Date.now();
-  const onProgress = (label: string) => (done: number, total: number) =>
-    say(`tokenising ${label}: ${done}/${total} documents (${((Date.now() - t0) / 1000).toFixed(0)}s)`);
-  const trainFile = path.join(a.corpus, 'train.txt');
-  const validFile = path.join(a.corpus, 'valid-general.txt');
-  // The corpus has one document per line (lib/data/factCorpus.ts).
-  const tokens = await tokenizeFile(trainFile, tok, { split: 'line', cacheDir, tokenizerKey, onProgress: onProgress('train') });
-  const validTokens = await tokenizeFile(validFile, tok, { split: 'line', cacheDir, tokenizerKey });
-  say(`corpus: ${tokens.length} training tokens, ${validTokens.length} validation tokens (${((Date.now() - t0) / 1000).toFixed(1)}s)`);
-
-  const facts = await readFacts(path.join(a.corpus, 'facts.json'));
-  const corpusExtras = await readCorpusExtras(path.join(a.corpus, 'facts.json'));
+/** The per-token arrays the flags ask for (object weights, subject knockout, readout), for one token stream and its documents. */
+function streamArrays(
+  a: Args,
+  tok: Tokenizer,
+  tokens: Int32Array,
+  docs: string[],
+  allFacts: FactRecord[],
+  documents: { text: string; objects: FactSentence[] }[],
+  say: (s: string) => void,
+): { tokenWeights?: Float32Array; knockout?: StreamKnockout; objectWeightStats?: Record<string, number>; knockoutStats?: Record<string, number> } {
   let tokenWeights: Float32Array | undefined;
   let objectWeightStats: Record<string, number> | undefined;
   if (a.objectWeight !== 1) {
     const sentences = new Map<string, FactSentence | FactSentence[]>();
-    for (const f of [...facts, ...corpusExtras.syntheticFacts]) {
+    for (const f of allFacts) {
       for (const prompt of f.trainedPrompts) sentences.set(factLine(prompt, f.object), { prompt, object: f.object });
     }
     // Appositives and biographies state their objects inside longer documents (lib/data/factCorpus.ts).
-    for (const d of corpusExtras.documents) sentences.set(d.text, d.objects);
-    const docs = splitDocuments(await fsp.readFile(trainFile, 'utf8'), 'line');
+    for (const d of documents) sentences.set(d.text, d.objects);
     const r = factObjectWeights(tokens, docs, sentences, tok, a.objectWeight);
     tokenWeights = r.weights;
     objectWeightStats = { ...r.stats, weight: a.objectWeight };
@@ -365,10 +390,9 @@ async function main(): Promise<void> {
   let knockoutStats: Record<string, number> | undefined;
   if (a.subjectKnockout > 0) {
     const lines = new Map<string, string>();
-    for (const f of [...facts, ...corpusExtras.syntheticFacts]) {
+    for (const f of allFacts) {
       for (const prompt of f.trainedPrompts) lines.set(factLine(prompt, f.object), f.subject);
     }
-    const docs = splitDocuments(await fsp.readFile(trainFile, 'utf8'), 'line');
     const r = subjectKnockout(tokens, docs, lines, tok, a.subjectKnockout);
     knockout = a.leakPenalty > 0 ? { ...r.knockout, leakPenalty: a.leakPenalty, noiseLeak: a.noiseLeak } : r.knockout;
     knockoutStats = { ...r.stats, layers: a.subjectKnockout, leakPenalty: a.leakPenalty, noiseLeak: a.noiseLeak };
@@ -378,7 +402,7 @@ async function main(): Promise<void> {
     }
     if (a.subjectReadout > 0 || a.extractSupervision > 0) {
       const readLines = new Map<string, ReadoutLine>();
-      for (const f of [...facts, ...corpusExtras.syntheticFacts]) {
+      for (const f of allFacts) {
         for (const prompt of f.trainedPrompts) readLines.set(factLine(prompt, f.object), { subject: f.subject, prompt, object: f.object });
       }
       const ro = subjectReadout(tokens, docs, readLines, tok);
@@ -404,6 +428,70 @@ async function main(): Promise<void> {
         `(${r.stats.skipped} lines skipped: subject tokens not aligned)` +
         (a.subjectInnerKnockout > 0 ? `; subject tokens cut from earlier subject tokens in blocks 0–${a.subjectInnerKnockout - 1}` : ''),
     );
+  }
+  return {
+    ...(tokenWeights ? { tokenWeights } : {}),
+    ...(knockout ? { knockout } : {}),
+    ...(objectWeightStats ? { objectWeightStats } : {}),
+    ...(knockoutStats ? { knockoutStats } : {}),
+  };
+}
+
+async function main(): Promise<void> {
+  const a = parseArgs(process.argv.slice(2));
+  const work = a.work ?? path.join('build', 'train', a.name);
+  const out = a.out ?? path.join('models', a.name);
+  const backend = await initBackend();
+  const tokText = await fsp.readFile(a.tokenizer, 'utf8');
+  const tok = Tokenizer.fromJSON(JSON.parse(tokText) as object);
+  const tokenizerKey = sha256(tokText);
+  const cacheDir = path.join('build', 'token-cache');
+  const say = (s: string) => void process.stderr.write(`${s}\n`);
+
+  const t0 = Date.now();
+  const onProgress = (label: string) => (done: number, total: number) =>
+    say(`tokenising ${label}: ${done}/${total} documents (${((Date.now() - t0) / 1000).toFixed(0)}s)`);
+  const trainFile = path.join(a.corpus, 'train.txt');
+  const validFile = path.join(a.corpus, 'valid-general.txt');
+  // The corpus has one document per line (lib/data/factCorpus.ts).
+  const tokens = await tokenizeFile(trainFile, tok, { split: 'line', cacheDir, tokenizerKey, onProgress: onProgress('train') });
+  const validTokens = await tokenizeFile(validFile, tok, { split: 'line', cacheDir, tokenizerKey });
+  say(`corpus: ${tokens.length} training tokens, ${validTokens.length} validation tokens (${((Date.now() - t0) / 1000).toFixed(1)}s)`);
+
+  const facts = await readFacts(path.join(a.corpus, 'facts.json'));
+  const corpusExtras = await readCorpusExtras(path.join(a.corpus, 'facts.json'));
+  const docs = splitDocuments(await fsp.readFile(trainFile, 'utf8'), 'line');
+  const mainArrays = streamArrays(a, tok, tokens, docs, [...facts, ...corpusExtras.syntheticFacts], corpusExtras.documents, say);
+  const { tokenWeights, knockout } = mainArrays;
+  let curriculum: { tokens: Int32Array; tokenWeights?: Float32Array; knockout?: StreamKnockout; steps: number } | undefined;
+  let curriculumStats: Record<string, number> | undefined;
+  if (a.curriculumSteps > 0) {
+    const allFacts = [...facts, ...corpusExtras.syntheticFacts];
+    const subjectOf = documentSubjects(allFacts, corpusExtras.documents);
+    const cut = a.curriculumFraction * 0x100000000;
+    const subjects = new Set(allFacts.map((f) => f.subject));
+    const chosen = new Set([...subjects].filter((x) => hashKey(a.seed, 'curriculum', x) < cut));
+    let factDocs = 0;
+    let generalDocs = 0;
+    const sub = selectStreamDocuments(tokens, docs, tok.eosId, (d) => {
+      const subject = subjectOf.get(docs[d]!);
+      const keep = subject === undefined ? hashKey(a.seed, 'curriculum-general', String(d)) < cut : chosen.has(subject);
+      if (keep && subject !== undefined) factDocs++;
+      else if (keep) generalDocs++;
+      return keep;
+    }, `train-facts: ${trainFile}`);
+    say(
+      `curriculum: the first ${a.curriculumSteps} steps draw from ${chosen.size} of ${subjects.size} subjects (${factDocs} fact documents) ` +
+        `and ${generalDocs} general-text lines: ${sub.tokens.length} tokens`,
+    );
+    const arrays = streamArrays(a, tok, sub.tokens, sub.docs, allFacts, corpusExtras.documents, (m) => say(`curriculum ${m}`));
+    curriculum = {
+      tokens: sub.tokens,
+      ...(arrays.tokenWeights ? { tokenWeights: arrays.tokenWeights } : {}),
+      ...(arrays.knockout ? { knockout: arrays.knockout } : {}),
+      steps: a.curriculumSteps,
+    };
+    curriculumStats = { steps: a.curriculumSteps, fraction: a.curriculumFraction, subjects: chosen.size, ofSubjects: subjects.size, factDocuments: factDocs, generalDocuments: generalDocs, tokens: sub.tokens.length };
   }
   const sets = factEvalSets(facts, tok, a.evalFacts, a.seed + 1000);
   const validBatches: Batch[] = evalWindows(validTokens, a.seq, a.validWindows, a.batch);
@@ -446,6 +534,7 @@ async function main(): Promise<void> {
     tokens,
     tokenWeights,
     ...(knockout ? { knockout } : {}),
+    ...(curriculum ? { curriculum } : {}),
     steps: a.steps,
     batch: a.batch,
     seqLen: a.seq,
@@ -472,8 +561,9 @@ async function main(): Promise<void> {
       trainTextFile: trainFile,
       trainTokens: tokens.length,
       validTokens: validTokens.length,
-      ...(objectWeightStats ? { objectWeights: objectWeightStats } : {}),
-      ...(knockoutStats ? { subjectKnockout: knockoutStats } : {}),
+      ...(mainArrays.objectWeightStats ? { objectWeights: mainArrays.objectWeightStats } : {}),
+      ...(mainArrays.knockoutStats ? { subjectKnockout: mainArrays.knockoutStats } : {}),
+      ...(curriculumStats ? { curriculum: curriculumStats } : {}),
       evalPrompts: { trained: sets.trained!.length, heldOut: sets.heldOut!.length, known: sets.known!.length },
     },
   });

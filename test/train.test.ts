@@ -7,7 +7,7 @@ import { initBackend } from '../lib/backend.js';
 import { forward } from '../lib/model/forward.js';
 import type { GPT2Params } from '../lib/model/params.js';
 import { createRng } from '../lib/rng.js';
-import { tokenizeText, WindowSampler, evalWindows } from '../lib/train/data.js';
+import { tokenizeText, WindowSampler, evalWindows, selectStreamDocuments } from '../lib/train/data.js';
 import { WordTokenizer } from './helpers/wordTokenizer.js';
 import { initWeights, makeConfig } from '../lib/train/init.js';
 import { AdamW, lrAt } from '../lib/train/optimizer.js';
@@ -583,4 +583,48 @@ test('train: subject knockout (with both leak penalties, the subject readout, ex
   await t.throwsAsync(train({ ...baseOpts(config, stream, dirs[0]!), steps: 6 }), { message: /different run/ });
   for (const r of [one, two, plain]) r.params.dispose();
   for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+test('selectStreamDocuments keeps the chosen documents of an EOS-joined stream in order, and detects a stale stream', (t) => {
+  // EOS = 0; documents "x" = [1, 2], "y" = [3], "z" = [4, 5, 6].
+  const stream = Int32Array.from([0, 1, 2, 0, 3, 0, 4, 5, 6, 0]);
+  const r = selectStreamDocuments(stream, ['x', 'y', 'z'], 0, (d) => d !== 1);
+  t.deepEqual([...r.tokens], [0, 1, 2, 0, 4, 5, 6, 0]);
+  t.deepEqual(r.docs, ['x', 'z']);
+  t.deepEqual([...selectStreamDocuments(stream, ['x', 'y', 'z'], 0, () => false).tokens], [0]);
+  t.throws(() => selectStreamDocuments(stream, ['x', 'y'], 0, () => true), { message: /after the last of 2 documents/ });
+  t.throws(() => selectStreamDocuments(stream, ['x', 'y', 'z'], null, () => true), { message: /no EOS token/ });
+});
+
+test('train: a curriculum stream serves the first steps (zero-weighted there: loss exactly 0), then the full stream; resume mid-curriculum is bit-identical', async (t) => {
+  const { tok, tokens, config } = tinySetup();
+  const stream = await tokens;
+  const docs = CORPUS.split('\n\n');
+  const sub = selectStreamDocuments(stream, docs, 0, (d) => d < 4);
+  t.is(sub.tokens.length, 4 * 8 + 1);
+  t.deepEqual([...sub.tokens.subarray(1, 8)], tok.encode(docs[0]!).ids);
+  const curriculum = { tokens: sub.tokens, tokenWeights: new Float32Array(sub.tokens.length), steps: 6 };
+  const dirA = await tempDir();
+  const a = await train({ ...baseOpts(config, stream, dirA), curriculum });
+  t.true(a.log.steps.slice(0, 6).every((s) => s.loss === 0), 'the curriculum steps draw from the zero-weighted stream');
+  t.true(a.log.steps.slice(6).every((s) => s.loss > 1), 'later steps draw from the full stream');
+  t.is(a.log.options['curriculumSteps'], 6);
+  const wa = allWeights(a.params);
+  a.params.dispose();
+
+  // Stopped inside the curriculum and resumed: both cursors come back from the checkpoint.
+  const dirB = await tempDir();
+  let n = 0;
+  const b1 = await train({ ...baseOpts(config, stream, dirB), curriculum, ckptEvery: 2, shouldStop: () => ++n > 4 });
+  t.is(b1.log.completedSteps, 4);
+  b1.params.dispose();
+  const b2 = await train({ ...baseOpts(config, stream, dirB), curriculum });
+  t.is(b2.resumedFrom, 4);
+  t.true(sameBits(allWeights(b2.params), wa), 'resumed curriculum run must equal the uninterrupted one');
+  b2.params.dispose();
+  // The curriculum is part of the run's identity: another length, or none, is refused.
+  await t.throwsAsync(train({ ...baseOpts(config, stream, dirB), curriculum: { ...curriculum, steps: 5 } }), { message: /different run/ });
+  await t.throwsAsync(train({ ...baseOpts(config, stream, dirB) }), { message: /different run/ });
+  await t.throwsAsync(train({ ...baseOpts(config, stream, dirB), curriculum: { ...curriculum, steps: 0 } }), { message: /curriculum\.steps/ });
+  for (const d of [dirA, dirB]) await rm(d, { recursive: true, force: true });
 });

@@ -376,3 +376,35 @@ export function forEachStreamDocument(
   }
   if (pos !== tokens.length) throw new Error(`${who}: ${tokens.length - pos} stream tokens after the last of ${docs.length} documents`);
 }
+
+/**
+ * The documents of a stream laid out as tokenizeText writes it (EOS, doc₁, EOS, …) for which keep(d) is true, as a
+ * stream of the same layout: tokens [EOS, docₐ, EOS, doc_b, EOS, …] and the kept documents' texts, in stream order
+ * (so the per-token arrays of objectWeights and subjectKnockout can be computed on it as on the full stream).
+ */
+export function selectStreamDocuments(
+  tokens: Int32Array,
+  docs: readonly string[],
+  eos: number | null,
+  keep: (d: number) => boolean,
+  who = 'selectStreamDocuments',
+): { tokens: Int32Array; docs: string[] } {
+  const ranges: Array<[number, number]> = [];
+  const kept: string[] = [];
+  let n = 1;
+  forEachStreamDocument(tokens, docs, eos, who, (d, start, end) => {
+    if (!keep(d)) return;
+    ranges.push([start, end]);
+    kept.push(docs[d] as string);
+    n += end - start + 1;
+  });
+  const out = new Int32Array(n);
+  out[0] = eos as number;
+  let at = 1;
+  for (const [s, e] of ranges) {
+    out.set(tokens.subarray(s, e), at);
+    at += e - s;
+    out[at++] = eos as number;
+  }
+  return { tokens: out, docs: kept };
+}

@@ -45,6 +45,13 @@ export interface TrainOptions {
    * 0 … layers−1 (lib/train/subjectKnockout.ts). Evaluations run the plain model.
    */
   knockout?: StreamKnockout;
+  /**
+   * Curriculum warm-up: the first `steps` optimizer steps draw their windows from this stream instead of `tokens`
+   * (e.g. the facts of a subset of the subjects plus general text: a model that must memorise many entities learns
+   * them sooner after a warm-up on fewer; Zucchet et al. 2025, arXiv 2503.21676). Its weights and knockout arrays
+   * are per token of its own stream, as for the main one. Its sampler cursor is checkpointed with the main one.
+   */
+  curriculum?: { tokens: Int32Array; tokenWeights?: Float32Array; knockout?: StreamKnockout; steps: number };
   /** Total optimizer steps (the upper bound when timeBudgetMinutes is set). */
   steps: number;
   /**
@@ -387,6 +394,8 @@ interface SavedState {
   format: 'rome-ts-train/1';
   step: number;
   cursor: SamplerCursor;
+  /** The curriculum stream's cursor (runs with TrainOptions.curriculum). */
+  curriculumCursor?: SamplerCursor;
   adamStep: number;
   /** Total steps of the schedule (fixed by the time budget when there is one). */
   scheduleSteps: number;
@@ -396,46 +405,48 @@ interface SavedState {
   log: TrainLog;
 }
 
+function bytesSha(a: Int32Array | Float32Array): string {
+  return sha256(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+}
+
+/** What identifies a token stream and its per-token arrays in a checkpoint's fingerprint. */
+function streamFingerprint(tokens: Int32Array, tokenWeights?: Float32Array, knockout?: StreamKnockout): Record<string, unknown> {
+  return {
+    tokens: tokens.length,
+    tokensSha256: bytesSha(tokens),
+    ...(knockout
+      ? {
+          knockoutLayers: knockout.layers,
+          knockoutLeakPenalty: knockout.leakPenalty ?? 0,
+          knockoutNoiseLeak: knockout.noiseLeak ?? 0,
+          ...(knockout.extractFrom && knockout.extractWeight
+            ? { extractWeight: knockout.extractWeight, extractSha256: bytesSha(knockout.extractFrom) }
+            : {}),
+          ...(knockout.readTarget && knockout.readWeight ? { readoutWeight: knockout.readWeight, readoutSha256: bytesSha(knockout.readTarget) } : {}),
+          knockoutSha256: bytesSha(knockout.from),
+          // Only when on, so checkpoints of runs without it keep their fingerprint.
+          ...(knockout.innerFrom && knockout.innerLayers ? { innerLayers: knockout.innerLayers, innerSha256: bytesSha(knockout.innerFrom) } : {}),
+        }
+      : {}),
+    ...(tokenWeights ? { tokenWeightsSha256: bytesSha(tokenWeights) } : {}),
+  };
+}
+
 function fingerprint(o: TrainOptions): Record<string, unknown> {
+  const { tokens, tokensSha256, ...arrays } = streamFingerprint(o.tokens, o.tokenWeights, o.knockout);
+  const c = o.curriculum;
+  // Key order as before the curriculum existed, so older checkpoints still resume.
   return {
     config: o.config,
     batch: o.batch,
     seqLen: o.seqLen,
     seed: o.seed,
-    tokens: o.tokens.length,
-    tokensSha256: sha256(new Uint8Array(o.tokens.buffer, o.tokens.byteOffset, o.tokens.byteLength)),
+    tokens,
+    tokensSha256,
     // Only when on, so checkpoints of runs without dropout keep their fingerprint.
     ...(o.dropout ? { dropout: o.dropout } : {}),
-    ...(o.knockout
-      ? {
-          knockoutLayers: o.knockout.layers,
-          knockoutLeakPenalty: o.knockout.leakPenalty ?? 0,
-          knockoutNoiseLeak: o.knockout.noiseLeak ?? 0,
-          ...(o.knockout.extractFrom && o.knockout.extractWeight
-            ? {
-                extractWeight: o.knockout.extractWeight,
-                extractSha256: sha256(new Uint8Array(o.knockout.extractFrom.buffer, o.knockout.extractFrom.byteOffset, o.knockout.extractFrom.byteLength)),
-              }
-            : {}),
-          ...(o.knockout.readTarget && o.knockout.readWeight
-            ? {
-                readoutWeight: o.knockout.readWeight,
-                readoutSha256: sha256(new Uint8Array(o.knockout.readTarget.buffer, o.knockout.readTarget.byteOffset, o.knockout.readTarget.byteLength)),
-              }
-            : {}),
-          knockoutSha256: sha256(new Uint8Array(o.knockout.from.buffer, o.knockout.from.byteOffset, o.knockout.from.byteLength)),
-          // Only when on, so checkpoints of runs without it keep their fingerprint.
-          ...(o.knockout.innerFrom && o.knockout.innerLayers
-            ? {
-                innerLayers: o.knockout.innerLayers,
-                innerSha256: sha256(new Uint8Array(o.knockout.innerFrom.buffer, o.knockout.innerFrom.byteOffset, o.knockout.innerFrom.byteLength)),
-              }
-            : {}),
-        }
-      : {}),
-    ...(o.tokenWeights
-      ? { tokenWeightsSha256: sha256(new Uint8Array(o.tokenWeights.buffer, o.tokenWeights.byteOffset, o.tokenWeights.byteLength)) }
-      : {}),
+    ...arrays,
+    ...(c ? { curriculum: { steps: c.steps, ...streamFingerprint(c.tokens, c.tokenWeights, c.knockout) } } : {}),
   };
 }
 
@@ -509,6 +520,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       throw new Error(`train: ${k} must be an integer ≥ ${k === 'calibrationSteps' ? 1 : 0}, got ${v}`);
     }
   }
+  if (o.curriculum !== undefined && !(Number.isInteger(o.curriculum.steps) && o.curriculum.steps >= 1)) {
+    throw new Error(`train: curriculum.steps must be an integer ≥ 1, got ${o.curriculum.steps}`);
+  }
   if (o.seqLen > o.config.nPositions) throw new Error(`train: seqLen ${o.seqLen} exceeds n_positions ${o.config.nPositions}`);
   const schedule: { lr: number; minLr: number; warmup: number; steps: number } = {
     lr: o.lr,
@@ -530,6 +544,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const loaded = o.resume === false ? null : await loadState(ckptFile);
   let params: GPT2Params;
   let cursor: SamplerCursor | undefined;
+  let curriculumCursor: SamplerCursor | undefined;
   let step = 0;
   let runLog: TrainLog;
   let stepsFixed = o.timeBudgetMinutes === undefined;
@@ -545,6 +560,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     params = new GPT2Params(o.config, loaded.weights);
     step = loaded.saved.step;
     cursor = loaded.saved.cursor;
+    curriculumCursor = loaded.saved.curriculumCursor;
     if (o.timeBudgetMinutes !== undefined && loaded.saved.stepsFixed) {
       schedule.steps = Math.min(o.steps, loaded.saved.scheduleSteps);
       stepsFixed = true;
@@ -592,6 +608,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     maxMinutes: o.maxMinutes ?? null,
     threads: o.threads ?? 1,
     dropout: o.dropout ?? 0,
+    ...(o.curriculum ? { curriculumSteps: o.curriculum.steps, curriculumTokens: o.curriculum.tokens.length } : {}),
   };
   params.training = true;
   const names = params.names();
@@ -603,6 +620,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const byVarName = new Map(names.map((n) => [params.get(n).name, n]));
   const vars = params.variables();
   const sampler = new WindowSampler(o.tokens, o.seqLen, o.seed + 1, cursor, o.tokenWeights, o.knockout);
+  const c = o.curriculum;
+  // Its own data-order seed, so the main stream's order is the same with or without a curriculum.
+  const curriculumSampler = c ? new WindowSampler(c.tokens, o.seqLen, o.seed + 2, curriculumCursor, c.tokenWeights, c.knockout) : null;
   const threads = o.threads ?? 1;
   if (!Number.isInteger(threads) || threads < 1) throw new Error(`train: threads must be a positive integer, got ${threads}`);
   if (o.batch % threads !== 0) throw new Error(`train: batch ${o.batch} must be a multiple of threads (${threads})`);
@@ -640,6 +660,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     await saveState(ckptFile, params, opt, {
       step,
       cursor: sampler.cursor(),
+      ...(curriculumSampler ? { curriculumCursor: curriculumSampler.cursor() } : {}),
       fingerprint: fp,
       log: runLog,
       scheduleSteps: schedule.steps,
@@ -679,7 +700,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         break;
       }
       const s0 = performance.now();
-      const batch = sampler.next(o.batch);
+      const batch = (curriculumSampler && step < (c?.steps ?? 0) ? curriculumSampler : sampler).next(o.batch);
       if (o.dropout) {
         const rowSeeds = new Uint32Array(o.batch);
         for (let b = 0; b < o.batch; b++) rowSeeds[b] = mixSeed(o.seed, DROPOUT_STREAM, step, b);
@@ -707,6 +728,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       const seconds = (performance.now() - s0) / 1000;
       step += 1;
       sessionSteps += 1;
+      if (c && step === c.steps) log(`train: curriculum warm-up done after ${step} steps; windows now come from the full stream`);
       sessionTrainSeconds += seconds;
       runLog.timing.trainSeconds += seconds;
       runLog.steps.push({ step, loss, lr, gradNorm, seconds });
