@@ -626,5 +626,9 @@ test('train: a curriculum stream serves the first steps (zero-weighted there: lo
   await t.throwsAsync(train({ ...baseOpts(config, stream, dirB), curriculum: { ...curriculum, steps: 5 } }), { message: /different run/ });
   await t.throwsAsync(train({ ...baseOpts(config, stream, dirB) }), { message: /different run/ });
   await t.throwsAsync(train({ ...baseOpts(config, stream, dirB), curriculum: { ...curriculum, steps: 0 } }), { message: /curriculum\.steps/ });
-  for (const d of [dirA, dirB]) await rm(d, { recursive: true, force: true });
+  const dirC = await tempDir();
+  await t.throwsAsync(train({ ...baseOpts(config, stream, dirC), curriculum: { steps: 3, tokens: sub.tokens.subarray(0, 20) } }), {
+    message: /curriculum stream: .*too few/,
+  });
+  for (const d of [dirA, dirB, dirC]) await rm(d, { recursive: true, force: true });
 });

@@ -490,6 +490,15 @@ async function loadState(
   return { saved, weights, adam: { step: saved.adamStep, m, v } };
 }
 
+/** The curriculum stream's sampler; its errors say which stream they are about. */
+function curriculumWindows(c: NonNullable<TrainOptions['curriculum']>, seqLen: number, seed: number, cursor?: SamplerCursor): WindowSampler {
+  try {
+    return new WindowSampler(c.tokens, seqLen, seed, cursor, c.tokenWeights, c.knockout);
+  } catch (e) {
+    throw new Error(`train: curriculum stream: ${(e as Error).message}`);
+  }
+}
+
 function fmtDuration(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds < 0) return '?';
   const s = Math.round(seconds);
@@ -622,7 +631,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const sampler = new WindowSampler(o.tokens, o.seqLen, o.seed + 1, cursor, o.tokenWeights, o.knockout);
   const c = o.curriculum;
   // Its own data-order seed, so the main stream's order is the same with or without a curriculum.
-  const curriculumSampler = c ? new WindowSampler(c.tokens, o.seqLen, o.seed + 2, curriculumCursor, c.tokenWeights, c.knockout) : null;
+  const curriculumSampler = c ? curriculumWindows(c, o.seqLen, o.seed + 2, curriculumCursor) : null;
   const threads = o.threads ?? 1;
   if (!Number.isInteger(threads) || threads < 1) throw new Error(`train: threads must be a positive integer, got ${threads}`);
   if (o.batch % threads !== 0) throw new Error(`train: batch ${o.batch} must be a multiple of threads (${threads})`);
