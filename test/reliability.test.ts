@@ -409,6 +409,7 @@ test.serial('wrong result: hparams of the wrong type or range are refused, namin
     [{ layer: 0, vLr: 'fast' }, /"vLr" must be a finite number > 0, got "fast"/],
     [{ layer: 0, vNumGradSteps: 'twenty' }, /"vNumGradSteps" must be an integer >= 1, got "twenty"/],
     [{ layer: 0, vNumGradSteps: -5 }, /"vNumGradSteps" must be an integer >= 1, got -5/],
+    [{ layer: 0, vAdamBeta2: 1 }, /"vAdamBeta2" must be a number in \(0, 1\), got 1/],
     [{ layer: 0, contextTemplates: [{ length: 'five', count: 10 }] }, /"contextTemplates" \[0\]\.length must be an integer >= 1/],
     [{ layer: 0, contextTemplates: 3 }, /"contextTemplates" must be a non-empty array/],
     [{ layer: 0, factToken: 'last' }, /"factToken" must be one of "subject_last", got "last"/],

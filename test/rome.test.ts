@@ -23,6 +23,10 @@ import {
   mlpProjParams,
   projectKey,
   weightsHash,
+  loadPreservedFacts,
+  preservedDirection,
+  preservedFactsFor,
+  preservedKeys,
   type CovarianceSolver,
   type EditRequest,
 } from '../lib/rome/index.js';
@@ -189,6 +193,105 @@ test.serial("computeValue's suffix engine (only columns from the subject's last 
     }
   }
   t.throws(() => computeValue(model, 0, REQ, templates, hp, { engine: 'fast' as 'full' }), { message: /unknown engine "fast"/ });
+});
+
+test.serial("computeValue's Adam uses vAdamBeta2: the first (bias-corrected) update is lr·sign(g) whatever β₂, the second is not", async (t) => {
+  const model = await tinyModel({ fresh: true, nLayer: 3 });
+  const templates = await contextTemplates(model, { cacheDir: null });
+  const tpl = fittingTemplates(model, templates, REQ);
+  const hp = { ...resolveRomeHparams(3, { layer: 1 }), vNumGradSteps: 3, earlyStopLoss: 0, clampNormFactor: 1e6 };
+  const a = computeValue(model, 1, REQ, tpl, { ...hp, vAdamBeta2: 0.999 });
+  const b = computeValue(model, 1, REQ, tpl, { ...hp, vAdamBeta2: 0.5 });
+  t.is(a.losses.length, 3);
+  for (const i of [0, 1]) t.true(Math.abs(a.losses[i]!.loss - b.losses[i]!.loss) <= 1e-5 * Math.abs(a.losses[i]!.loss), `step ${i}`);
+  t.true(Math.abs(a.losses[2]!.loss - b.losses[2]!.loss) > 1e-4 * Math.abs(a.losses[2]!.loss), `step 2: ${a.losses[2]!.loss} vs ${b.losses[2]!.loss}`);
+  // Two updates of lr per coordinate at most: ‖δ‖ ≤ 2·lr·√d.
+  t.true(norm(Array.from(a.delta)) <= 2 * hp.vLr * Math.sqrt(model.config.nEmbd) * (1 + 1e-4));
+});
+
+test('preservedDirection: u ⟂ every preserved key, uᵀk* > 0, and with no keys it is C⁻¹k* (random SPD C, checked by direct products)', (t) => {
+  // C = A Aᵀ + I over 6 dims, keys drawn from a fixed LCG: independent of the model and of the Cholesky code path.
+  let seed = 7;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
+  const n = 6;
+  const a = Array.from({ length: n * n }, rnd);
+  const c = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {
+    let s = i === j ? 1 : 0;
+    for (let k = 0; k < n; k++) s += a[i * n + k]! * a[j * n + k]!;
+    c[i * n + j] = s;
+  }
+  const l = Float64Array.from(c);
+  t.true(choleskyInPlace(l, n));
+  const solver: CovarianceSolver = { kind: 'mom2', n, tokens: 1, solve: (k) => choleskySolve(l, n, k) };
+  const kStar = Array.from({ length: n }, rnd);
+  const p = [Array.from({ length: n }, rnd), Array.from({ length: n }, rnd)];
+  const dot = (x: ArrayLike<number>, y: ArrayLike<number>) => Array.from(x).reduce((s, v, i) => s + v * (y[i] as number), 0);
+  const plain = preservedDirection(solver, kStar, []);
+  t.is(plain.rho, 1);
+  // C · (C⁻¹k*) = k*.
+  for (let i = 0; i < n; i++) t.true(Math.abs(dot(c.subarray(i * n, (i + 1) * n), plain.x) - kStar[i]!) < 1e-9);
+  const { x, rho } = preservedDirection(solver, kStar, p);
+  for (const pk of p) t.true(Math.abs(dot(x, pk)) < 1e-9 * norm(x) * norm(pk), `uᵀp = ${dot(x, pk)}`);
+  t.true(rho > 0 && rho < 1);
+  t.true(Math.abs(dot(x, kStar) / dot(plain.x, kStar) - rho) < 1e-9);
+  // k* inside span(P) cannot be edited alone.
+  const inSpan = p[0]!.map((v, i) => 2 * v - 0.5 * p[1]![i]!);
+  t.throws(() => preservedDirection(solver, inSpan, p), { message: /lies in the span of the 2 preserved keys/ });
+});
+
+test.serial('preserveFacts: the preserved subjects keep their layer output, the edit prompt still gets v*; bad files and requests are named', async (t) => {
+  const model = await tinyModel();
+  const templates = await contextTemplates(model, { cacheDir: null });
+  const dir = mkdtempSync(path.join(tmpdir(), 'rome-ts-preserve-'));
+  try {
+    const file = path.join(dir, 'facts.json');
+    const facts = [
+      { subject: 'Roger Federer', object: 'tennis' },
+      { subject: 'Lionel Messi', object: 'soccer' },
+      { subject: 'Serena Williams', object: 'tennis' },
+      { subject: 'Tiger Woods', object: 'golf' },
+    ];
+    writeFileSync(file, JSON.stringify({ facts }));
+    const req: EditRequest = { ...REQ, targetTrue: 'soccer' };
+    t.deepEqual(preservedFactsFor(loadPreservedFacts(file), { ...req, targetTrue: 'tennis' }, 8).map((f) => f.subject), ['Roger Federer', 'Serena Williams']);
+    const kept = { ...req, targetTrue: 'tennis' };
+    const h = await edit(model, kept, { layer: 0, rightVectorKey: 'bare-prompt', preserveFacts: file }, { solver: await covSolver(model), templates });
+    const p = mlpProjParams(0);
+    const w1 = model.getParam(p.weight).dataSync() as Float32Array;
+    const b = model.getParam(p.bias).dataSync() as Float32Array;
+    const others = preservedKeys(model, 0, kept, preservedFactsFor(loadPreservedFacts(file), kept, 8));
+    const { kBare } = computeKey(model, 0, { ...kept, target: ' Paris' }, templates);
+    const afterEdit = projectKey(w1, b, kBare, model.config.nInner, model.config.nEmbd);
+    const afterOthers = others.map((k) => projectKey(w1, b, k, model.config.nInner, model.config.nEmbd));
+    h.restore();
+    const w0 = model.getParam(p.weight).dataSync() as Float32Array;
+    const vStar = h.info.vStar as number[];
+    t.true(norm(Array.from(afterEdit, (x, j) => x - vStar[j]!)) / norm(vStar) < 1e-4, 'the edit prompt gets v*');
+    t.deepEqual(h.info.preservedSubjects, ['Roger Federer', 'Serena Williams']);
+    others.forEach((k, i) => {
+      const before = projectKey(w0, b, k, model.config.nInner, model.config.nEmbd);
+      const moved = norm(Array.from(afterOthers[i]!, (x, j) => x - before[j]!));
+      // The unconstrained edit moves these keys by a share r of the edit; here they stay put to float32 rounding.
+      t.true(moved / norm(before) < 1e-4, `preserved key ${i} moved by ${moved}`);
+    });
+    // Control: the paper's update (no preserved keys) does move them.
+    const plain = await edit(model, kept, { layer: 0, rightVectorKey: 'bare-prompt' }, { solver: await covSolver(model), templates });
+    const wPlain = model.getParam(p.weight).dataSync() as Float32Array;
+    plain.restore();
+    const movedPlain = others.map((k) => {
+      const before = projectKey(w0, b, k, model.config.nInner, model.config.nEmbd);
+      return norm(Array.from(projectKey(wPlain, b, k, model.config.nInner, model.config.nEmbd), (x, j) => x - before[j]!)) / norm(before);
+    });
+    t.true(Math.max(...movedPlain) > 1e-2, `without preservation the keys move by ${movedPlain.join(', ')}`);
+    await t.throwsAsync(edit(model, REQ, { layer: 0, preserveFacts: file }, { templates }), { message: /no targetTrue/ });
+    await t.throwsAsync(edit(model, req, { layer: 0, preserveFacts: path.join(dir, 'nope.json') }, { templates }), { message: /preserveFacts: .*nope\.json does not exist/ });
+    writeFileSync(path.join(dir, 'bad.json'), JSON.stringify([{ subject: 'X' }]));
+    await t.throwsAsync(edit(model, req, { layer: 0, preserveFacts: path.join(dir, 'bad.json') }, { templates }), { message: /bad\.json entry 0 must have non-empty string "subject" and "object"/ });
+    t.throws(() => resolveRomeHparams(2, { layer: 0, preserveCount: 0 }), { message: /"preserveCount" must be an integer >= 1/ });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test.serial('numTensors is stable over 100 edit/restore cycles', async (t) => {

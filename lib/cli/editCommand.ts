@@ -18,7 +18,7 @@ import { checkOutFile, parseChoice, parseIntFlag, writeFileAtomic } from './args
 
 export const EDIT_HELP = `rome-ts edit [--model DIR] --prompt "{} plays" --subject "X" --target "football" [options]
   --method rome|ft|ft-l|kn   editing method (default rome)
-  --target-true STR          the true object (needed by kn)
+  --target-true STR          the true object (needed by kn, and by rome with preserveFacts)
   --hparams NAME|PATH        hyperparameter file (default: hparams/<METHOD>/<model name>.json when present)
   --layer N                  override the edited layer
   --identity-cov             ROME with C = I (no corpus statistics)

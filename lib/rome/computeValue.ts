@@ -6,7 +6,7 @@
  * loss = mean over prefixed prompts of (−Σ log p(target tokens) / #target tokens)      (teacher forcing)
  *      + klFactor · KL(P_δ ‖ P_0) at the subject's last token of the KL prompt
  *      + vWeightDecay · ‖δ‖ / ‖v₀‖²
- * Adam (β 0.9/0.999, ε 1e-8), at most vNumGradSteps − 1 updates (the official loop checks the loss, then steps),
+ * Adam (β₁ 0.9, β₂ vAdamBeta2 (official 0.999), ε 1e-8), at most vNumGradSteps − 1 updates (the official loop checks the loss, then steps),
  * stop when loss < earlyStopLoss, and project ‖δ‖ ≤ clampNormFactor·‖v₀‖ after each step. v* = v₀ + δ, where v₀ is
  * the unedited MLP output (bias included) at the subject's last token of the bare prompt.
  *
@@ -30,6 +30,11 @@ export interface ValueHparams {
   klFactor: number;
   clampNormFactor: number;
   earlyStopLoss: number;
+  /**
+   * Adam's second-moment decay (official: torch's default 0.999). With 0.999 the large gradients of the first steps
+   * keep the step size small for hundreds of steps after the loss flattens, which stalls some v* runs on a plateau.
+   */
+  vAdamBeta2: number;
 }
 
 /** Result of computeValue. */
@@ -217,7 +222,7 @@ export function computeValue(
   const zeros = tf.zeros([d]);
   const delta = tf.variable(zeros, true, `rome_ts/delta/${Date.now()}_${Math.random()}`);
   zeros.dispose();
-  const optimizer = tf.train.adam(hp.vLr, 0.9, 0.999, 1e-8);
+  const optimizer = tf.train.adam(hp.vLr, 0.9, hp.vAdamBeta2, 1e-8);
 
   // Scored log-probs [nT + 1, V] for the current δ; `capture` receives the MLP output when given.
   const scoredLogProbs = (capture?: (x: tf.Tensor) => void): tf.Tensor2D => {

@@ -9,7 +9,7 @@ import { repoRoot } from '../data/paths.js';
 
 /**
  * ROME hyperparameters (see paper-spec §2). The v* optimisation's fields come from ValueHparams: vNumGradSteps (the official loop makes at most
- * vNumGradSteps − 1 updates; we follow it), vLr, vWeightDecay, klFactor, clampNormFactor, earlyStopLoss (official 5e-2).
+ * vNumGradSteps − 1 updates; we follow it), vLr, vWeightDecay, klFactor, clampNormFactor, earlyStopLoss (official 5e-2), vAdamBeta2 (official 0.999).
  */
 export interface RomeHparams extends ValueHparams {
   /** The edited layer l* (0-based). */
@@ -38,6 +38,14 @@ export interface RomeHparams extends ValueHparams {
   mom2Stats: string | null;
   /** Which key the right vector uses: the paper's averaged k* (default) or the official code's bare-prompt key. */
   rightVectorKey: 'averaged' | 'bare-prompt';
+  /**
+   * Not in the paper (null = the paper's ROME): a facts file ({ subject, object } list, preservedKeys.ts) naming
+   * subjects the model knows; the update leaves unchanged the keys of up to preserveCount of them that have the
+   * request's true object (needs request.targetTrue). Relative paths against the package root.
+   */
+  preserveFacts: string | null;
+  /** How many same-object subjects' keys an edit preserves when preserveFacts is set. */
+  preserveCount: number;
 }
 
 /** Paper / official defaults (GPT-2 XL values; the layer must be set per model). */
@@ -48,6 +56,7 @@ export const ROME_DEFAULTS: Omit<RomeHparams, 'layer'> = {
   klFactor: 0.0625,
   clampNormFactor: 4,
   earlyStopLoss: 0.05,
+  vAdamBeta2: 0.999,
   contextTemplates: [
     { length: 5, count: 10 },
     { length: 10, count: 10 },
@@ -59,6 +68,8 @@ export const ROME_DEFAULTS: Omit<RomeHparams, 'layer'> = {
   mom2Corpus: null,
   mom2Stats: null,
   rightVectorKey: 'averaged',
+  preserveFacts: null,
+  preserveCount: 8,
 };
 
 /** The hparams/ directory of this checkout or package. */
@@ -158,6 +169,7 @@ export const ROME_HPARAM_RULES: Record<string, HparamRule> = {
   klFactor: rules.num(0),
   clampNormFactor: rules.num(0, true),
   earlyStopLoss: rules.num(0),
+  vAdamBeta2: (v) => (typeof v === 'number' && v > 0 && v < 1 ? null : `must be a number in (0, 1), got ${show(v)}`),
   contextTemplates: contextTemplatesRule,
   contextSeed: rules.int(0),
   mom2Adjustment: rules.bool(),
@@ -166,6 +178,8 @@ export const ROME_HPARAM_RULES: Record<string, HparamRule> = {
   mom2Corpus: rules.nullOr(filePath),
   mom2Stats: rules.nullOr(filePath),
   rightVectorKey: rules.oneOf('averaged', 'bare-prompt'),
+  preserveFacts: rules.nullOr(filePath),
+  preserveCount: rules.int(1),
   // The official files name the token the fact is read at; rome-ts implements the paper's choice only.
   factToken: rules.oneOf('subject_last'),
 };

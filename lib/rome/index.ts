@@ -13,6 +13,7 @@ import { applyEdit, commitEdit } from './edits.js';
 import { resolveRomeHparams, type RomeHparams } from './hparams.js';
 import { corpusFromFile, layerStats, loadLayerStatsFile, type LayerStatsOptions } from './layerStats.js';
 import { mlpProjParams, rankOneVectors } from './rankOneUpdate.js';
+import { loadPreservedFacts, preservedFactsFor, preservedKeys } from './preservedKeys.js';
 import { checkEditRequest, spacedTarget, type EditHandle, type EditRequest } from './types.js';
 import { encodeTarget, encodeText, fillWithSpan } from './tokens.js';
 
@@ -27,6 +28,7 @@ export * from './computeValue.js';
 export * from './covariance.js';
 export * from './layerStats.js';
 export * from './rankOneUpdate.js';
+export * from './preservedKeys.js';
 
 /** Extra options of a ROME edit beyond the hyperparameters. */
 export interface RomeEditOptions {
@@ -73,6 +75,8 @@ export async function edit(model: GPT2Model, request: EditRequest, hparams: Part
   checkEditRequest(request);
   const hp = resolveRomeHparams(model.config.nLayer, hparams);
   const req: EditRequest = { ...request, target: spacedTarget(request.target) };
+  // Checked before the (slow) v* optimisation: a missing file or targetTrue fails at once.
+  const keep = hp.preserveFacts === null ? [] : preservedFactsFor(loadPreservedFacts(hp.preserveFacts), req, hp.preserveCount);
   const all = opts.templates ? [...opts.templates] : await contextTemplates(model, { spec: hp.contextTemplates, seed: hp.contextSeed });
   const templates = fittingTemplates(model, all, req);
   const t0 = Date.now();
@@ -80,7 +84,7 @@ export async function edit(model: GPT2Model, request: EditRequest, hparams: Part
   const value = computeValue(model, hp.layer, req, templates, hp, { engine: opts.valueEngine });
   const solver = opts.solver ?? (await romeSolver(model, hp, opts.stats));
   const kRight = hp.rightVectorKey === 'bare-prompt' ? keys.kBare : keys.kStar;
-  const r1 = rankOneVectors(model, hp.layer, solver, keys.kStar, kRight, value.vStar);
+  const r1 = rankOneVectors(model, hp.layer, solver, keys.kStar, kRight, value.vStar, preservedKeys(model, hp.layer, req, keep));
   return commitEdit(model, {
     method: 'rome',
     layer: hp.layer,
@@ -96,6 +100,7 @@ export async function edit(model: GPT2Model, request: EditRequest, hparams: Part
       deltaNorm: Math.hypot(...value.delta),
       denom: r1.denom,
       residualNorm: r1.residualNorm,
+      ...(hp.preserveFacts === null ? {} : { preservedSubjects: keep.map((f) => f.subject), preservedShare: r1.rho }),
       targetIds: value.targetIds,
       nTemplates: templates.length,
       ms: Date.now() - t0,

@@ -8,11 +8,14 @@
  *
  * With k_r = k* (the paper's equation, default) this gives k*ᵀW' + b = v* exactly (up to float32 rounding).
  * With k_r = the bare-prompt key (the official code) it gives k_rᵀW' + b = v* instead.
+ * With preserved keys P (preservedKeys.ts, not in the paper) u ∝ C⁻¹k⊥ instead, so that every key of P keeps its
+ * value.
  */
 import type { GPT2Config } from '../io/config.js';
 import type { GPT2Model } from '../model/model.js';
 import { mlpOutParams } from '../model/family.js';
 import type { CovarianceSolver } from './covariance.js';
+import { preservedDirection } from './preservedKeys.js';
 
 /** The two vectors of a rank-one edit (float32 values, as applied). */
 export interface RankOneVectors {
@@ -22,6 +25,8 @@ export interface RankOneVectors {
   denom: number;
   /** ‖v* − (k_rᵀW + b)‖: how far the layer was from v*. */
   residualNorm: number;
+  /** Share of k*ᵀC⁻¹k* left after projecting out the preserved keys (1 without any). */
+  rho: number;
 }
 
 /**
@@ -55,13 +60,14 @@ export function rankOneVectors(
   kStar: Float32Array,
   kRight: Float32Array,
   vStar: Float32Array,
+  preserved: readonly ArrayLike<number>[] = [],
 ): RankOneVectors {
   const n = model.config.nInner;
   const d = model.config.nEmbd;
   const names = mlpProjParams(layer, model.config);
   const w = model.getParam(names.weight).dataSync() as Float32Array;
   const b = names.bias ? (model.getParam(names.bias).dataSync() as Float32Array) : new Float32Array(d);
-  const x = solver.solve(kStar);
+  const { x, rho } = preservedDirection(solver, kStar, preserved);
   let norm = 0;
   for (let i = 0; i < n; i++) norm += x[i] * x[i];
   norm = Math.sqrt(norm);
@@ -78,5 +84,5 @@ export function rankOneVectors(
     res += r * r;
     v[j] = r / denom;
   }
-  return { u, v, denom, residualNorm: Math.sqrt(res) };
+  return { u, v, denom, residualNorm: Math.sqrt(res), rho };
 }

@@ -12,9 +12,15 @@
  * the neighbour's prompt with its subject replaced by a subject of the same relation whose object differs (a corpus
  * fact, picked by case id): if keys at the edited layer carry the object, neighbours' r exceeds the controls'.
  *
+ * With --preserve M, r is also computed for a constrained update that leaves up to M other keys unchanged: the keys,
+ * in the edit's own prompt, of corpus subjects with the edited fact's relation and true object (facts the corpus
+ * holds as CounterFact neighbours are never used, so the evaluated neighbour is never one of them). The update that
+ * minimises the C-weighted change subject to Δk* = v* − Wk* and ΔP = 0 has u ∝ C⁻¹k⊥ (lib/rome/preservedKeys.ts);
+ * a key k then receives r = uᵀk / uᵀk*.
+ *
  * `npx tsx scripts/dev/neighbour-bleed.ts --records out/results-v3/counterfact/rome --model models/rome-fact-gpt2
  *   --stats models/rome-fact-gpt2/stats/L0-train200k [--stats OTHER …] [--layer 0] [--facts build/corpus/facts.json]
- *   [--cases ../shared/data/counterfact/easyedit-counterfact-edit.json] [--json FILE]`
+ *   [--cases ../shared/data/counterfact/easyedit-counterfact-edit.json] [--preserve M] [--json FILE]`
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
@@ -22,6 +28,7 @@ import { initBackend } from '../../lib/backend.js';
 import { loadModel } from '../../lib/loadModel.js';
 import { keysAtSubject } from '../../lib/rome/computeKey.js';
 import { identitySolver, type CovarianceSolver } from '../../lib/rome/covariance.js';
+import { preservedDirection } from '../../lib/rome/preservedKeys.js';
 import { loadLayerStatsFile } from '../../lib/rome/layerStats.js';
 import { fillPrompt } from '../../lib/rome/types.js';
 
@@ -78,14 +85,18 @@ async function main(): Promise<void> {
   const casesFile = arg('--cases', path.join('..', 'shared', 'data', 'counterfact', 'easyedit-counterfact-edit.json'));
   const statsFiles = args('--stats');
   const jsonOut = args('--json')[0];
+  const preserve = Number(arg('--preserve', '0'));
+  if (!Number.isInteger(preserve) || preserve < 0) throw new Error(`neighbour-bleed: --preserve must be an integer >= 0, got ${args('--preserve')[0]}`);
   await initBackend({ quiet: true });
   const model = await loadModel(arg('--model', 'models/rome-fact-gpt2'));
   const solvers: [string, CovarianceSolver][] = [['identity', identitySolver(model.config.nInner)]];
   for (const f of statsFiles) solvers.push([f, loadLayerStatsFile(model, layer, f, '--stats').solver()]);
 
   const corpus = JSON.parse(await fsp.readFile(factsFile, 'utf8')) as {
-    facts: { subject: string; relation: string; object: string; neighbourOfCaseIds?: number[] }[];
+    facts: { subject: string; relation: string; object: string; role?: string; neighbourOfCaseIds?: number[] }[];
+    counterfactCases?: { caseId: number; relation: string }[];
   };
+  const caseRelation = new Map((corpus.counterfactCases ?? []).map((c) => [c.caseId, c.relation]));
   const facts = corpus.facts;
   const neighbourFact = new Map<number, (typeof facts)[number]>();
   for (const f of facts) for (const c of f.neighbourOfCaseIds ?? []) neighbourFact.set(c, f);
@@ -99,7 +110,7 @@ async function main(): Promise<void> {
   const cases = JSON.parse(await fsp.readFile(casesFile, 'utf8')) as { case_id: number; locality_prompt: string }[];
   const locality = new Map(cases.map((c) => [c.case_id, c.locality_prompt]));
 
-  interface Row { caseId: number; flip: boolean; r: number[]; rControl: number[] | null; cos: number }
+  interface Row { caseId: number; flip: boolean; r: number[]; rControl: number[] | null; cos: number; preserved: number; rPreserve: number[] | null; rPreserveControl: number[] | null }
   const rows: Row[] = [];
   let skipped = 0;
   const files = (await fsp.readdir(recordsDir)).filter((f) => /^case_\d+\.json$/.test(f));
@@ -117,23 +128,58 @@ async function main(): Promise<void> {
       continue;
     }
     const ctl = controlSubject(rec.caseId, nbFact!);
+    const relation = caseRelation.get(rec.caseId) ?? nbFact!.relation;
+    const pool = preserve
+      ? facts
+          .filter(
+            (x) =>
+              x.relation === relation && x.object === nbFact!.object && x.role !== 'counterfact-neighbour' && !x.neighbourOfCaseIds?.length &&
+              x.subject !== rec.request.subject && x.subject !== nb && !x.subject.includes('{'),
+          )
+          .slice(0, preserve)
+      : [];
     const queries = [
       { text: fillPrompt(rec.request.prompt, rec.request.subject), subject: rec.request.subject },
       { text, subject: nb },
     ];
     if (ctl) queries.push({ text: text.replace(nb, () => ctl), subject: ctl });
-    const [kStar, kNb, kCtl] = keysAtSubject(model, layer, queries) as [Float32Array, Float32Array, Float32Array | undefined];
+    const nq = queries.length;
+    for (const x of pool) queries.push({ text: fillPrompt(rec.request.prompt, x.subject), subject: x.subject });
+    const keys = keysAtSubject(model, layer, queries);
+    const [kStar, kNb, kCtl] = [keys[0]!, keys[1]!, ctl ? keys[2] : undefined];
+    const kPool = keys.slice(nq);
     const us = solvers.map(([, s]) => s.solve(kStar));
     const ratio = (k: Float32Array) => us.map((u) => dot(u, k) / dot(u, kStar));
+    const ws = kPool.length ? solvers.map(([, s]) => preservedDirection(s, kStar, kPool).x) : null;
+    const ratioP = (k: Float32Array) => (ws ? ws.map((w) => dot(w, k) / dot(w, kStar)) : null);
     rows.push({
       caseId: rec.caseId,
       flip: !(post.nllTrue < post.nllNew),
       r: ratio(kNb),
       rControl: kCtl ? ratio(kCtl) : null,
       cos: dot(kStar, kNb) / Math.sqrt(dot(kStar, kStar) * dot(kNb, kNb)),
+      preserved: kPool.length,
+      rPreserve: ratioP(kNb),
+      rPreserveControl: kCtl ? ratioP(kCtl) : null,
     });
   }
   const flips = rows.filter((r) => r.flip).length;
+  if (preserve) {
+    const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+    const withPool = rows.filter((r) => r.rPreserve);
+    console.log(`--preserve ${preserve}: ${withPool.length} of ${rows.length} cases have preserved keys (median ${med(withPool.map((r) => r.preserved))})`);
+    solvers.forEach(([name], i) => {
+      const line = (label: string, g: Row[]) =>
+        `  ${label} (${g.length}): median r ${med(g.map((r) => r.r[i]!)).toFixed(3)} -> constrained ${med(g.map((r) => r.rPreserve![i]!)).toFixed(3)}`;
+      console.log(`${name}:`);
+      console.log(line('flipped', withPool.filter((r) => r.flip)));
+      console.log(line('kept', withPool.filter((r) => !r.flip)));
+      const ctlRows = withPool.filter((r) => r.rPreserveControl);
+      console.log(`  control subjects (${ctlRows.length}): median r ${med(ctlRows.map((r) => r.rControl![i]!)).toFixed(3)} -> constrained ${med(ctlRows.map((r) => r.rPreserveControl![i]!)).toFixed(3)}`);
+      const big = (xs: number[]) => xs.filter((x) => Math.abs(x) >= 0.2).length;
+      console.log(`  |r| >= 0.2: ${big(withPool.map((r) => r.r[i]!))} -> ${big(withPool.map((r) => r.rPreserve![i]!))} of ${withPool.length}`);
+    });
+  }
   console.log(`${rows.length} cases (neighbour right before, edit took), ${flips} flipped; ${skipped} skipped`);
   const summary = solvers.map(([name], i) => {
     const score = rows.map((r) => r.r[i]!);

@@ -3,10 +3,10 @@
  * For each CounterFact case, v* is optimised under each named setting (the model's hparams file, then overrides), the
  * edit is applied with C = I (the rewrite prompt's key is the right vector, so the rewrite prompt gets v* exactly
  * whatever C is: ES does not depend on C), the rewrite prompt is scored, and the edit is undone. Prints per setting
- * ES, the final v* loss, and ‖δ‖/‖v₀‖; with --json writes every case.
+ * ES, the final v* loss, and ‖δ‖/‖v₀‖; with --json writes every case (after each one, so a stopped run keeps them).
  *
  * `npx tsx scripts/dev/vstar-reach.ts --model models/rome-fact-gpt2 --n 50 [--from 0]
- *   [--setting name:key=value,key=value …] [--json FILE]`
+ *   [--setting name:key=value,key=value …] [--json FILE [--force]]`
  * Default settings: "shipped" (the hparams file) and "free" (300 steps, no weight decay, no KL, clamp 100).
  */
 import { promises as fsp } from 'node:fs';
@@ -42,7 +42,7 @@ function int(name: string, dflt: number): number {
   return n;
 }
 
-const NUMERIC = new Set(['vNumGradSteps', 'vLr', 'vWeightDecay', 'klFactor', 'clampNormFactor', 'earlyStopLoss', 'layer']);
+const NUMERIC = new Set(['vNumGradSteps', 'vLr', 'vWeightDecay', 'klFactor', 'clampNormFactor', 'earlyStopLoss', 'vAdamBeta2', 'layer']);
 function parseSetting(s: string): [string, Partial<RomeHparams>] {
   const [name, body] = s.split(':', 2);
   if (!name || body === undefined) throw new Error(`vstar-reach: --setting must be name:key=value,…, got "${s}"`);
@@ -59,6 +59,10 @@ const modelDir = flag('--model') ?? 'models/rome-fact-gpt2';
 const n = int('--n', 50);
 const from = int('--from', 0);
 const jsonOut = flag('--json');
+if (jsonOut && !process.argv.includes('--force')) {
+  const exists = await fsp.stat(jsonOut).then(() => true, () => false);
+  if (exists) throw new Error(`vstar-reach: ${jsonOut} exists; pass --force to overwrite it`);
+}
 const settings: [string, Partial<RomeHparams>][] = [['shipped', {}], ['free', { vNumGradSteps: 300, vWeightDecay: 0, klFactor: 0, clampNormFactor: 100 }]];
 const extra = flags('--setting').map(parseSetting);
 if (extra.length) settings.splice(0, settings.length, ['shipped', {}], ...extra);
@@ -69,6 +73,13 @@ const base = readHparamsFile('ROME', 'rome-fact-gpt2') as Partial<RomeHparams>;
 const records = (await loadCounterFact({ split: 'edit', limit: from + n })).slice(from);
 interface Row { caseId: number; setting: string; success: boolean; preSuccess: boolean; finalLoss: number; minLoss: number; deltaRatio: number }
 const rows: Row[] = [];
+// Written after every case (to a temporary file, then renamed), so a stopped run keeps the cases it finished.
+const save = async (done: boolean): Promise<void> => {
+  if (!jsonOut) return;
+  const tmp = `${jsonOut}.tmp-${process.pid}`;
+  await fsp.writeFile(tmp, JSON.stringify({ model: modelDir, from, n: records.length, done, settings, rows }, null, 1) + '\n');
+  await fsp.rename(tmp, jsonOut);
+};
 for (const rec of records) {
   const pre = await evalCounterFactCase(model, { ...rec, paraphrasePrompts: [], neighborhoodPrompts: [] });
   for (const [name, over] of settings) {
@@ -88,6 +99,7 @@ for (const rec of records) {
     rows.push(row);
     console.log(`case ${rec.caseId} ${name}: ${row.success ? 'edits' : 'FAILS'}  nll ${row.finalLoss.toFixed(2)}  |δ|/|v0| ${row.deltaRatio.toFixed(2)}`);
   }
+  await save(false);
 }
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -104,4 +116,4 @@ for (const [name] of settings) {
   const rescued = rs.filter((r) => shippedFail.has(r.caseId) && r.success).length;
   console.log(`| ${name} | ${es.toFixed(1)} | ${conv}/${rs.length} | ${median(rs.map((r) => r.finalLoss)).toFixed(2)} | ${median(rs.map((r) => r.deltaRatio)).toFixed(2)} | ${rescued}/${shippedFail.size} |`);
 }
-if (jsonOut) await fsp.writeFile(jsonOut, JSON.stringify({ model: modelDir, from, n: records.length, settings, rows }, null, 1) + '\n');
+await save(true);
