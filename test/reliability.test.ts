@@ -3,7 +3,7 @@
  * the issue's section so the list can be checked item by item.
  */
 import test from 'ava';
-import { promises as fsp, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { promises as fsp, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CheckpointError } from '../lib/io/checkpoint.js';
@@ -428,6 +428,12 @@ test.serial('wrong result: hparams of the wrong type or range are refused, namin
   t.throws(() => resolveRomeHparams(2, { layer: 0, vLr: NaN }), { message: /"vLr" must be a finite number > 0/ });
   // Every shipped file passes.
   t.is(loadRomeHparams('rome-fact-gpt2').layer, 0);
+  const dir = path.join(FIXTURE_DIR, '..', '..', '..', 'hparams');
+  const shipped = (m: string) => readdirSync(path.join(dir, m)).filter((f) => f.endsWith('.json'));
+  t.true(shipped('ROME').length >= 6);
+  for (const f of shipped('ROME')) t.notThrows(() => loadRomeHparams(path.join(dir, 'ROME', f)), f);
+  for (const f of shipped('FT')) t.notThrows(() => loadFtHparams(path.join(dir, 'FT', f)), f);
+  for (const f of shipped('KN')) t.notThrows(() => loadKnHparams(path.join(dir, 'KN', f)), f);
 });
 
 /** Runs the CLI in-process with stdout and stderr captured. */

@@ -240,7 +240,7 @@ test('preservedDirection: u ⟂ every preserved key, uᵀk* > 0, and with no key
   t.throws(() => preservedDirection(solver, inSpan, p), { message: /lies in the span of the 2 preserved keys/ });
 });
 
-test.serial('preserveFacts: the preserved subjects keep their layer output, the edit prompt still gets v*; bad files and requests are named', async (t) => {
+test.serial('preserveFacts: the preserved subjects keep their layer output, the edit prompt still gets v*; leftVectorKey; bad files and requests are named', async (t) => {
   const model = await tinyModel();
   const templates = await contextTemplates(model, { cacheDir: null });
   const dir = mkdtempSync(path.join(tmpdir(), 'rome-ts-preserve-'));
@@ -275,6 +275,16 @@ test.serial('preserveFacts: the preserved subjects keep their layer output, the 
       // The unconstrained edit moves these keys by a share r of the edit; here they stay put to float32 rounding.
       t.true(moved / norm(before) < 1e-4, `preserved key ${i} moved by ${moved}`);
     });
+    // leftVectorKey 'bare-prompt': u is C⁻¹k_bare, normalised, and the bare prompt still gets v*.
+    const solver = await covSolver(model);
+    const hb = await edit(model, kept, { layer: 0, rightVectorKey: 'bare-prompt', leftVectorKey: 'bare-prompt' }, { solver, templates });
+    const wb = model.getParam(p.weight).dataSync() as Float32Array;
+    hb.restore();
+    const xb = solver.solve(kBare);
+    const ub = Array.from(xb, (x) => x / norm(xb));
+    t.true(norm(ub.map((x, i) => x - hb.u[i]!)) < 1e-5, 'u = C⁻¹k_bare / ‖C⁻¹k_bare‖');
+    const vb = hb.info.vStar as number[];
+    t.true(norm(Array.from(projectKey(wb, b, kBare, model.config.nInner, model.config.nEmbd), (x, j) => x - vb[j]!)) / norm(vb) < 1e-4);
     // Control: the paper's update (no preserved keys) does move them.
     const plain = await edit(model, kept, { layer: 0, rightVectorKey: 'bare-prompt' }, { solver: await covSolver(model), templates });
     const wPlain = model.getParam(p.weight).dataSync() as Float32Array;
@@ -289,6 +299,7 @@ test.serial('preserveFacts: the preserved subjects keep their layer output, the 
     writeFileSync(path.join(dir, 'bad.json'), JSON.stringify([{ subject: 'X' }]));
     await t.throwsAsync(edit(model, req, { layer: 0, preserveFacts: path.join(dir, 'bad.json') }, { templates }), { message: /bad\.json entry 0 must have non-empty string "subject" and "object"/ });
     t.throws(() => resolveRomeHparams(2, { layer: 0, preserveCount: 0 }), { message: /"preserveCount" must be an integer >= 1/ });
+    t.throws(() => resolveRomeHparams(2, { layer: 0, leftVectorKey: 'bare' as 'bare-prompt' }), { message: /"leftVectorKey" must be one of "averaged", "bare-prompt"/ });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

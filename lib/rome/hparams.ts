@@ -39,6 +39,11 @@ export interface RomeHparams extends ValueHparams {
   /** Which key the right vector uses: the paper's averaged k* (default) or the official code's bare-prompt key. */
   rightVectorKey: 'averaged' | 'bare-prompt';
   /**
+   * Which key the left vector u = C⁻¹k uses: the paper's (and the official code's) k* averaged over the
+   * context-prefixed prompts (default), or the bare prompt's key (not in the paper; see hparams/ROME `leftNote`).
+   */
+  leftVectorKey: 'averaged' | 'bare-prompt';
+  /**
    * Not in the paper (null = the paper's ROME): a facts file ({ subject, object } list, preservedKeys.ts) naming
    * subjects the model knows; the update leaves unchanged the keys of up to preserveCount of them that have the
    * request's true object (needs request.targetTrue). Relative paths against the package root.
@@ -68,6 +73,7 @@ export const ROME_DEFAULTS: Omit<RomeHparams, 'layer'> = {
   mom2Corpus: null,
   mom2Stats: null,
   rightVectorKey: 'averaged',
+  leftVectorKey: 'averaged',
   preserveFacts: null,
   preserveCount: 8,
 };
@@ -178,6 +184,7 @@ export const ROME_HPARAM_RULES: Record<string, HparamRule> = {
   mom2Corpus: rules.nullOr(filePath),
   mom2Stats: rules.nullOr(filePath),
   rightVectorKey: rules.oneOf('averaged', 'bare-prompt'),
+  leftVectorKey: rules.oneOf('averaged', 'bare-prompt'),
   preserveFacts: rules.nullOr(filePath),
   preserveCount: rules.int(1),
   // The official files name the token the fact is read at; rome-ts implements the paper's choice only.

@@ -84,7 +84,8 @@ export async function edit(model: GPT2Model, request: EditRequest, hparams: Part
   const value = computeValue(model, hp.layer, req, templates, hp, { engine: opts.valueEngine });
   const solver = opts.solver ?? (await romeSolver(model, hp, opts.stats));
   const kRight = hp.rightVectorKey === 'bare-prompt' ? keys.kBare : keys.kStar;
-  const r1 = rankOneVectors(model, hp.layer, solver, keys.kStar, kRight, value.vStar, preservedKeys(model, hp.layer, req, keep));
+  const kLeft = hp.leftVectorKey === 'bare-prompt' ? keys.kBare : keys.kStar;
+  const r1 = rankOneVectors(model, hp.layer, solver, kLeft, kRight, value.vStar, preservedKeys(model, hp.layer, req, keep));
   return commitEdit(model, {
     method: 'rome',
     layer: hp.layer,

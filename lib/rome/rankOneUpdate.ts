@@ -8,6 +8,7 @@
  *
  * With k_r = k* (the paper's equation, default) this gives k*ᵀW' + b = v* exactly (up to float32 rounding).
  * With k_r = the bare-prompt key (the official code) it gives k_rᵀW' + b = v* instead.
+ * u may use the bare prompt's key instead of k* (leftVectorKey); the update still maps k_r to v*.
  * With preserved keys P (preservedKeys.ts, not in the paper) u ∝ C⁻¹k⊥ instead, so that every key of P keeps its
  * value.
  */

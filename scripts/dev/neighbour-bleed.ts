@@ -20,13 +20,16 @@
  *
  * `npx tsx scripts/dev/neighbour-bleed.ts --records out/results-v3/counterfact/rome --model models/rome-fact-gpt2
  *   --stats models/rome-fact-gpt2/stats/L0-train200k [--stats OTHER …] [--layer 0] [--facts build/corpus/facts.json]
- *   [--cases ../shared/data/counterfact/easyedit-counterfact-edit.json] [--preserve M] [--json FILE]`
+ *   [--cases ../shared/data/counterfact/easyedit-counterfact-edit.json] [--preserve M] [--averaged] [--json FILE]`
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { initBackend } from '../../lib/backend.js';
 import { loadModel } from '../../lib/loadModel.js';
-import { keysAtSubject } from '../../lib/rome/computeKey.js';
+import { computeKey, keysAtSubject } from '../../lib/rome/computeKey.js';
+import { contextTemplates } from '../../lib/rome/contextPrefixes.js';
+import { ROME_DEFAULTS } from '../../lib/rome/hparams.js';
+import { fittingTemplates } from '../../lib/rome/index.js';
 import { identitySolver, type CovarianceSolver } from '../../lib/rome/covariance.js';
 import { preservedDirection } from '../../lib/rome/preservedKeys.js';
 import { loadLayerStatsFile } from '../../lib/rome/layerStats.js';
@@ -89,6 +92,9 @@ async function main(): Promise<void> {
   if (!Number.isInteger(preserve) || preserve < 0) throw new Error(`neighbour-bleed: --preserve must be an integer >= 0, got ${args('--preserve')[0]}`);
   await initBackend({ quiet: true });
   const model = await loadModel(arg('--model', 'models/rome-fact-gpt2'));
+  // --averaged: also r for the left vector the edit uses, C⁻¹ of k* averaged over the default context prompts
+  // (those of hparams/ROME/rome-fact-gpt2.json: 10 × 5 and 10 × 10 tokens, seed 0).
+  const templates = process.argv.includes('--averaged') ? await contextTemplates(model, { spec: ROME_DEFAULTS.contextTemplates, seed: 0 }) : null;
   const solvers: [string, CovarianceSolver][] = [['identity', identitySolver(model.config.nInner)]];
   for (const f of statsFiles) solvers.push([f, loadLayerStatsFile(model, layer, f, '--stats').solver()]);
 
@@ -110,7 +116,7 @@ async function main(): Promise<void> {
   const cases = JSON.parse(await fsp.readFile(casesFile, 'utf8')) as { case_id: number; locality_prompt: string }[];
   const locality = new Map(cases.map((c) => [c.case_id, c.locality_prompt]));
 
-  interface Row { caseId: number; flip: boolean; r: number[]; rControl: number[] | null; cos: number; preserved: number; rPreserve: number[] | null; rPreserveControl: number[] | null }
+  interface Row { caseId: number; flip: boolean; r: number[]; rControl: number[] | null; cos: number; preserved: number; rPreserve: number[] | null; rPreserveControl: number[] | null; rAveraged: number[] | null }
   const rows: Row[] = [];
   let skipped = 0;
   const files = (await fsp.readdir(recordsDir)).filter((f) => /^case_\d+\.json$/.test(f));
@@ -152,6 +158,15 @@ async function main(): Promise<void> {
     const ratio = (k: Float32Array) => us.map((u) => dot(u, k) / dot(u, kStar));
     const ws = kPool.length ? solvers.map(([, s]) => preservedDirection(s, kStar, kPool).x) : null;
     const ratioP = (k: Float32Array) => (ws ? ws.map((w) => dot(w, k) / dot(w, kStar)) : null);
+    // The edit's own left vector uses k* averaged over the context-prefixed prompts (the paper, computeKey), while
+    // the right vector's key is the bare prompt's: r = uᵀk / uᵀk_bare with u = C⁻¹k*_averaged.
+    let rAveraged: number[] | null = null;
+    if (templates) {
+      const req = { prompt: rec.request.prompt, subject: rec.request.subject, target: ' x' };
+      const kAvg = computeKey(model, layer, req, fittingTemplates(model, templates, req)).kStar;
+      const ua = solvers.map(([, s]) => s.solve(kAvg));
+      rAveraged = ua.map((u) => dot(u, kNb) / dot(u, kStar));
+    }
     rows.push({
       caseId: rec.caseId,
       flip: !(post.nllTrue < post.nllNew),
@@ -161,9 +176,19 @@ async function main(): Promise<void> {
       preserved: kPool.length,
       rPreserve: ratioP(kNb),
       rPreserveControl: kCtl ? ratioP(kCtl) : null,
+      rAveraged,
     });
   }
   const flips = rows.filter((r) => r.flip).length;
+  if (templates) {
+    const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+    solvers.forEach(([name], i) => {
+      const g = (flip: boolean) => rows.filter((r) => r.flip === flip);
+      const line = (flip: boolean) =>
+        `${flip ? 'flipped' : 'kept'} (${g(flip).length}): median r ${med(g(flip).map((r) => r.r[i]!)).toFixed(3)} with u = C⁻¹k_bare, ${med(g(flip).map((r) => r.rAveraged![i]!)).toFixed(3)} with u = C⁻¹k*_averaged`;
+      console.log(`${name}: ${line(true)}; ${line(false)}; AUC ${auc(rows.map((r) => r.rAveraged![i]!), rows.map((r) => r.flip)).toFixed(3)} (averaged)`);
+    });
+  }
   if (preserve) {
     const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
     const withPool = rows.filter((r) => r.rPreserve);
