@@ -209,6 +209,29 @@ test.serial("computeValue's Adam uses vAdamBeta2: the first (bias-corrected) upd
   t.true(norm(Array.from(a.delta)) <= 2 * hp.vLr * Math.sqrt(model.config.nEmbd) * (1 + 1e-4));
 });
 
+
+test.serial("computeValue's onStep sees, at the first step below t, the δ that earlyStopLoss = t returns", async (t) => {
+  const model = await tinyModel({ fresh: true, nLayer: 3 });
+  const templates = await contextTemplates(model, { cacheDir: null });
+  const tpl = fittingTemplates(model, templates, REQ);
+  const hp = { ...resolveRomeHparams(3, { layer: 1 }), vNumGradSteps: 8, earlyStopLoss: 0 };
+  const seen: { loss: number; delta: Float32Array }[] = [];
+  computeValue(model, 1, REQ, tpl, { ...hp, vNumGradSteps: 1 }); // warm the mask cache
+  const n0 = tf.memory().numTensors;
+  const full = computeValue(model, 1, REQ, tpl, hp, { onStep: (l, delta) => seen.push({ loss: l.loss, delta }) });
+  t.is(tf.memory().numTensors, n0);
+  t.is(seen.length, full.losses.length);
+  t.deepEqual(Array.from(seen[0]!.delta), new Array(model.config.nEmbd).fill(0), 'step 0 is scored at δ = 0');
+  t.deepEqual(Array.from(seen[seen.length - 1]!.delta), Array.from(full.delta), 'the last step scores the returned δ');
+  // A threshold between the losses of steps 3 and the best before it: the run must stop at the first step below.
+  const before = Math.min(...seen.slice(0, 3).map((s) => s.loss));
+  t.true(seen[3]!.loss < before, `the loss falls in the first steps (${seen.map((s) => s.loss.toFixed(3)).join(', ')})`);
+  const stop = (before + seen[3]!.loss) / 2;
+  const at = seen.findIndex((s) => s.loss < stop);
+  const early = computeValue(model, 1, REQ, tpl, { ...hp, earlyStopLoss: stop });
+  t.is(early.losses.length, at + 1);
+  t.deepEqual(Array.from(early.delta), Array.from(seen[at]!.delta));
+});
 test('preservedDirection: u ⟂ every preserved key, uᵀk* > 0, and with no keys it is C⁻¹k* (random SPD C, checked by direct products)', (t) => {
   // C = A Aᵀ + I over 6 dims, keys drawn from a fixed LCG: independent of the model and of the Cholesky code path.
   let seed = 7;

@@ -60,6 +60,11 @@ export type ValueEngine = 'suffix' | 'full';
 export interface ValueOptions {
   /** Default 'suffix'. */
   engine?: ValueEngine;
+  /**
+   * Called at every evaluated step with its losses and the δ [d] that produced them (a copy), before the update:
+   * the δ at the first step whose loss is below t is the result that earlyStopLoss = t would give.
+   */
+  onStep?: (loss: StepLoss, delta: Float32Array) => void;
 }
 
 /** The constant tensors of one optimisation: what each step feeds to `forward`, and which outputs it scores. */
@@ -275,7 +280,9 @@ export function computeValue(
       const pv = (parts as unknown as tf.Tensor1D).dataSync();
       (parts as unknown as tf.Tensor1D).dispose();
       value.dispose();
-      losses.push({ step: it, loss: pv[0], nll: pv[1], kl: pv[2], weightDecay: pv[3] });
+      const stepLoss: StepLoss = { step: it, loss: pv[0], nll: pv[1], kl: pv[2], weightDecay: pv[3] };
+      losses.push(stepLoss);
+      opts.onStep?.(stepLoss, Float32Array.from(delta.dataSync() as Float32Array));
       if (pv[0] < hp.earlyStopLoss || it === hp.vNumGradSteps - 1) {
         for (const g of Object.values(grads)) g.dispose();
         break;
