@@ -10,12 +10,16 @@
  *    [--stops 2,1,0.5,0.3,0.1,0.05] [--left bare,averaged] [--cases ID,ID,…]`
  * (--cases keeps only those caseIds of the --from/--n range)
  * `npx tsx scripts/dev/early-stop-sweep.ts --summarize A.json B.json … [--out SUMMARY.json]` (prints the table over all
- * their cases; --out also writes it with every case's outcomes, compact enough to commit)
+ * their cases; --out also writes it with every case's outcomes, compact enough to commit). It also prints each
+ * variant's paper-style row (the `summarize` command's metrics and CIs, lib/eval/summarize.ts) and --out keeps those
+ * rows as `paperRows`: a variant's post-edit evaluation is the one `eval counterfact` records with that
+ * earlyStopLoss, because v* is the same run up to the stop.
  */
 import { promises as fsp } from 'node:fs';
 import { initBackend } from '../../lib/backend.js';
 import { loadCounterFact } from '../../lib/data/counterfact.js';
 import { evalCounterFactCase, type CounterFactEval, type PromptNll } from '../../lib/eval/counterfact.js';
+import { counterFactRow, summaryMarkdown, type SummaryRow as PaperRow } from '../../lib/eval/summarize.js';
 import { loadModel } from '../../lib/loadModel.js';
 import {
   commitEdit,
@@ -97,6 +101,13 @@ if (argv[0] === '--summarize') {
     sources.push({ file: f, hparams, stops, lefts, from, n, done, cases: j.rows.length });
   }
   const table = summarize(rows);
+  const paperRows: PaperRow[] = [counterFactRow('unedited', rows.map((r) => r.pre))];
+  for (const name of table.map((t) => t.variant)) {
+    const posts = rows.flatMap((r) => r.variants.filter((v) => v.variant === name).map((v) => v.post));
+    if (posts.length !== rows.length) console.log(`(${name}: ${posts.length} of ${rows.length} cases)`);
+    paperRows.push(counterFactRow(name, posts));
+  }
+  console.log('\n' + summaryMarkdown(paperRows));
   if (summaryOut) {
     // Per case and variant: rewrite edited (1/0), paraphrases edited, neighbours kept, the step v* stopped at.
     const outcome = (e: CounterFactEval) => [wins(e.rewrite) ? 1 : 0, e.paraphrase.map((p) => (wins(p) ? 1 : 0)), e.neighborhood.map((p) => (wins(p) ? 0 : 1))];
@@ -107,7 +118,7 @@ if (argv[0] === '--summarize') {
     }));
     const legend = 'unedited: [rewrite edited, paraphrases edited, neighbours kept]; variants: the same, then the v* step and ‖δ‖/‖v₀‖';
     const tmp = `${summaryOut}.tmp-${process.pid}`;
-    await fsp.writeFile(tmp, JSON.stringify({ sources, cases: rows.length, table, legend, perCase }) + '\n');
+    await fsp.writeFile(tmp, JSON.stringify({ sources, cases: rows.length, table, paperRows, legend, perCase }) + '\n');
     await fsp.rename(tmp, summaryOut);
   }
   process.exit(0);

@@ -1,0 +1,46 @@
+"""Checks that an early-stop sweep (scripts/dev/early-stop-sweep.ts) reproduces `eval counterfact` records: for each
+swept case, the variant named by --variant must give the same rewrite / paraphrase / neighbour outcomes and the same
+NLLs (pre and post, every prompt) as DIR/case_<id>.json. Then prints each variant's ES / PS / NS / S over the cases.
+usage: python3 scripts/dev/sweep-vs-records.py --records DIR --variant 'stop 0.1 bare' [--subset] SWEEP.json [SWEEP.json ...]
+"""
+import json,glob,sys
+args=sys.argv[1:]
+def opt(name):
+    i=args.index(name); v=args[i+1]; del args[i:i+2]; return v
+RECORDS=opt('--records'); VARIANT=opt('--variant')
+# --subset: compare only the swept cases that DIR has records for (a spot check of a few re-run cases)
+SUBSET='--subset' in args
+if SUBSET: args.remove('--subset')
+recs={}
+for f in glob.glob(RECORDS+'/case_*.json'):
+    d=json.load(open(f)); recs[d['caseId']]=d
+rows=[]
+for f in args:
+    rows+=json.load(open(f))['rows']
+if SUBSET: rows=[r for r in rows if r['caseId'] in recs]
+if not rows: sys.exit('no swept case has a record in '+RECORDS)
+w=lambda p:p['nllNew']<p['nllTrue']
+def out(e): return (w(e['rewrite']),tuple(map(w,e['paraphrase'])),tuple(map(w,e['neighborhood'])))
+same=diff=0;maxd=0
+for r in rows:
+    v=[x for x in r['variants'] if x['variant']==VARIANT][0]
+    if r['caseId'] not in recs: sys.exit(f"case {r['caseId']} has no record in {RECORDS}")
+    o=recs[r['caseId']]
+    if out(v['post'])==out(o['post']): same+=1
+    else: diff+=1; print('diff',r['caseId'])
+    def nlls(e): return [e['rewrite']['nllNew'],e['rewrite']['nllTrue']]+[x for p in e['paraphrase']+e['neighborhood'] for x in (p['nllNew'],p['nllTrue'])]
+    a=nlls(v['post'])+nlls(r['pre']); b=nlls(o['post'])+nlls(o['pre'])
+    assert len(a)==len(b)
+    maxd=max([maxd]+[abs(x-y) for x,y in zip(a,b)])
+print('cases',len(rows),'variant',VARIANT,'same outcomes',same,'diff',diff,'max |dNLL| over every pre/post prompt',maxd)
+if diff or maxd: print('MISMATCH', file=sys.stderr)
+names=sorted({x['variant'] for r in rows for x in r['variants']})
+pre_ns=[0 if w(p) else 1 for r in rows for p in r['pre']['neighborhood']]
+m=lambda xs:100*sum(xs)/len(xs) if xs else float('nan')
+print('unedited NS %.1f ES %.1f'%(m(pre_ns),m([w(r['pre']['rewrite']) for r in rows])))
+for n in names:
+    vs=[x for r in rows for x in r['variants'] if x['variant']==n]
+    es=m([w(v['post']['rewrite']) for v in vs]); ps=m([w(p) for v in vs for p in v['post']['paraphrase']])
+    ns=m([0 if w(p) else 1 for v in vs for p in v['post']['neighborhood']])
+    print('%-14s ES %.1f PS %.1f NS %.1f drop %.1f S %.1f'%(n,es,ps,ns,m(pre_ns)-ns,3/(1/es+1/ps+1/ns)))
+sys.exit(1 if diff or maxd else 0)
