@@ -1,6 +1,7 @@
 """Checks that an early-stop sweep (scripts/dev/early-stop-sweep.ts) reproduces `eval counterfact` records: for each
 swept case, the variant named by --variant must give the same rewrite / paraphrase / neighbour outcomes and the same
-NLLs (pre and post, every prompt) as DIR/case_<id>.json. Then prints each variant's ES / PS / NS / S over the cases.
+NLLs (pre and post, every prompt) as DIR/case_<id>.json. Exit 1 on any difference. (The metrics of each variant are
+printed by `early-stop-sweep.ts --summarize`; this script only compares.)
 usage: python3 scripts/dev/sweep-vs-records.py --records DIR --variant 'stop 0.1 bare' [--subset] SWEEP.json [SWEEP.json ...]
 """
 import json,glob,sys
@@ -23,7 +24,9 @@ w=lambda p:p['nllNew']<p['nllTrue']
 def out(e): return (w(e['rewrite']),tuple(map(w,e['paraphrase'])),tuple(map(w,e['neighborhood'])))
 same=diff=0;maxd=0
 for r in rows:
-    v=[x for x in r['variants'] if x['variant']==VARIANT][0]
+    vs=[x for x in r['variants'] if x['variant']==VARIANT]
+    if not vs: sys.exit(f"case {r['caseId']}: no variant {VARIANT!r} in the sweep (it has {[x['variant'] for x in r['variants']]})")
+    v=vs[0]
     if r['caseId'] not in recs: sys.exit(f"case {r['caseId']} has no record in {RECORDS}")
     o=recs[r['caseId']]
     if out(v['post'])==out(o['post']): same+=1
@@ -34,13 +37,4 @@ for r in rows:
     maxd=max([maxd]+[abs(x-y) for x,y in zip(a,b)])
 print('cases',len(rows),'variant',VARIANT,'same outcomes',same,'diff',diff,'max |dNLL| over every pre/post prompt',maxd)
 if diff or maxd: print('MISMATCH', file=sys.stderr)
-names=sorted({x['variant'] for r in rows for x in r['variants']})
-pre_ns=[0 if w(p) else 1 for r in rows for p in r['pre']['neighborhood']]
-m=lambda xs:100*sum(xs)/len(xs) if xs else float('nan')
-print('unedited NS %.1f ES %.1f'%(m(pre_ns),m([w(r['pre']['rewrite']) for r in rows])))
-for n in names:
-    vs=[x for r in rows for x in r['variants'] if x['variant']==n]
-    es=m([w(v['post']['rewrite']) for v in vs]); ps=m([w(p) for v in vs for p in v['post']['paraphrase']])
-    ns=m([0 if w(p) else 1 for v in vs for p in v['post']['neighborhood']])
-    print('%-14s ES %.1f PS %.1f NS %.1f drop %.1f S %.1f'%(n,es,ps,ns,m(pre_ns)-ns,3/(1/es+1/ps+1/ns)))
 sys.exit(1 if diff or maxd else 0)
