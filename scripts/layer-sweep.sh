@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Figure 5-style sweep on the bundled model: ROME at every layer on the first N CounterFact cases, in two lanes
-# (even and odd layers), then one summary row per layer into results/layer-sweep.{md,json}.
-# Env: N (cases per layer, default 30), OUT (default out/layer-sweep), LAYERS (default 0 … nLayer−1),
-# MD (the table's file, default results/layer-sweep.md).
+# (even and odd layers), then one summary row per layer into results/layer-sweep.json and a table into
+# $OUT/table.md (results/layer-sweep.md holds the committed table with its reading, so it is not overwritten).
+# Env: N (cases per layer, default 50, the committed sweep's), OUT (default out/layer-sweep), LAYERS (default 0 … nLayer−1),
+# MD (the table's file, default $OUT/table.md).
 # Resumable: rerunning skips finished cases.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N="${N:-30}"
+N="${N:-50}"
 OUT="${OUT:-out/layer-sweep}"
 CLI="node dist/lib/cli/main.js"
 test -f dist/lib/cli/main.js || npm run build
@@ -25,5 +26,5 @@ a=$!
 lane "${odd[@]}"
 wait "$a"
 dirs=(); for l in $LAYERS; do dirs+=("$OUT/layer$l"); done
-$CLI summarize "${dirs[@]}" --md "${MD:-results/layer-sweep.md}" --json results/layer-sweep.json --force
-cat "${MD:-results/layer-sweep.md}"
+$CLI summarize "${dirs[@]}" --md "${MD:-$OUT/table.md}" --json results/layer-sweep.json --force
+cat "${MD:-$OUT/table.md}"
