@@ -5,7 +5,8 @@ the cases both runs hold. PS is compared over the cases that have a paraphrase p
 DIR or an early-stop sweep JSON with its variant (SWEEP.json[,SWEEP.json...]@'stop 0.15 bare').
 usage: python3 scripts/dev/paired-layers.py --a SIDE --b SIDE [--json OUT [--force]]
 """
-import json, glob, math, sys, os
+import json, math, sys, os
+from edit_records import load_records, sweep_rows, variant_of, goes_new
 
 args = sys.argv[1:]
 FORCE = '--force' in args
@@ -30,27 +31,12 @@ def load(side):
     """caseId -> post block (rewrite, paraphrase, neighborhood with nllNew / nllTrue)."""
     if '@' in side:
         files, variant = side.split('@', 1)
-        out = {}
-        for f in files.split(','):
-            for r in json.load(open(f))['rows']:
-                vs = [x for x in r['variants'] if x['variant'] == variant]
-                if not vs:
-                    sys.exit(f"{f}: case {r['caseId']} has no variant {variant!r}")
-                out[r['caseId']] = vs[0]['post']
-        return out
-    if not os.path.isdir(side):
-        sys.exit(f'paired-layers: {side} is neither a records directory nor SWEEP.json@variant')
-    out = {}
-    for f in glob.glob(os.path.join(side, 'case_*.json')):
-        d = json.load(open(f))
-        out[d['caseId']] = d['post']
-    if not out:
-        sys.exit(f'paired-layers: {side} holds no case_*.json records')
-    return out
+        return {r['caseId']: variant_of(r, variant)['post'] for r in sweep_rows(files.split(','))}
+    return {c: d['post'] for c, d in load_records(side).items()}
 
 
 def scores(post):
-    win = lambda p: p['nllNew'] < p['nllTrue']
+    win = goes_new
     es = 100.0 * win(post['rewrite'])
     ps = 100.0 * sum(map(win, post['paraphrase'])) / len(post['paraphrase']) if post['paraphrase'] else None
     nb = post['neighborhood']

@@ -4,7 +4,8 @@ NLLs (pre and post, every prompt) as DIR/case_<id>.json. Exit 1 on any differenc
 printed by `early-stop-sweep.ts --summarize`; this script only compares.)
 usage: python3 scripts/dev/sweep-vs-records.py --records DIR --variant 'stop 0.1 bare' [--subset] SWEEP.json [SWEEP.json ...]
 """
-import json,glob,sys
+import sys
+from edit_records import load_records, sweep_rows, variant_of, goes_new
 args=sys.argv[1:]
 def opt(name):
     i=args.index(name); v=args[i+1]; del args[i:i+2]; return v
@@ -12,21 +13,15 @@ RECORDS=opt('--records'); VARIANT=opt('--variant')
 # --subset: compare only the swept cases that DIR has records for (a spot check of a few re-run cases)
 SUBSET='--subset' in args
 if SUBSET: args.remove('--subset')
-recs={}
-for f in glob.glob(RECORDS+'/case_*.json'):
-    d=json.load(open(f)); recs[d['caseId']]=d
-rows=[]
-for f in args:
-    rows+=json.load(open(f))['rows']
+recs=load_records(RECORDS)
+rows=sweep_rows(args)
 if SUBSET: rows=[r for r in rows if r['caseId'] in recs]
 if not rows: sys.exit('no swept case has a record in '+RECORDS)
-w=lambda p:p['nllNew']<p['nllTrue']
+w=goes_new
 def out(e): return (w(e['rewrite']),tuple(map(w,e['paraphrase'])),tuple(map(w,e['neighborhood'])))
 same=diff=0;maxd=0
 for r in rows:
-    vs=[x for x in r['variants'] if x['variant']==VARIANT]
-    if not vs: sys.exit(f"case {r['caseId']}: no variant {VARIANT!r} in the sweep (it has {[x['variant'] for x in r['variants']]})")
-    v=vs[0]
+    v=variant_of(r,VARIANT)
     if r['caseId'] not in recs: sys.exit(f"case {r['caseId']} has no record in {RECORDS}")
     o=recs[r['caseId']]
     if out(v['post'])==out(o['post']): same+=1
